@@ -1,0 +1,107 @@
+//! Logs (tracing) and metrics (Prometheus text exposition).
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
+use tracing_subscriber::{EnvFilter, fmt, prelude::*};
+
+use crate::{
+    error::Error,
+    settings::{LogFormat, LogSettings},
+};
+
+/// Installs the global tracing subscriber. `RUST_LOG`, when set, wins over `log.level`.
+/// Calling it twice (tests start many apps in one process) keeps the first subscriber.
+pub fn init_tracing(settings: &LogSettings) {
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&settings.level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let registry = tracing_subscriber::registry().with(filter);
+    let result = match settings.format {
+        LogFormat::Json => registry
+            .with(
+                fmt::layer()
+                    .json()
+                    .with_current_span(false)
+                    .with_writer(std::io::stderr),
+            )
+            .try_init(),
+        LogFormat::Pretty => registry
+            .with(fmt::layer().with_writer(std::io::stderr))
+            .try_init(),
+    };
+    // An error only means a subscriber is already installed, which is fine.
+    drop(result);
+}
+
+/// The bridge's metrics, one registry per running application.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    /// HTTP requests by method, route pattern and status.
+    pub http_requests: IntCounterVec,
+    /// HTTP latency by method and route pattern.
+    pub http_duration: HistogramVec,
+    /// Database pool connections, `state` = open | idle.
+    pub db_pool: IntGaugeVec,
+    /// 1 while the broker is connected, 0 otherwise (absent when none is configured).
+    pub broker_connected: IntGauge,
+}
+
+impl Metrics {
+    /// Creates and registers every metric.
+    pub fn new() -> Result<Self, Error> {
+        let registry = Registry::new_custom(Some("fedibridge".into()), None)?;
+        let http_requests = IntCounterVec::new(
+            Opts::new("http_requests_total", "HTTP requests handled"),
+            &["method", "route", "status"],
+        )?;
+        let http_duration = HistogramVec::new(
+            HistogramOpts::new("http_request_duration_seconds", "HTTP request latency").buckets(
+                vec![
+                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+                ],
+            ),
+            &["method", "route"],
+        )?;
+        let db_pool = IntGaugeVec::new(
+            Opts::new("db_pool_connections", "Database pool connections"),
+            &["state"],
+        )?;
+        let broker_connected =
+            IntGauge::new("broker_connected", "1 while the broker is connected")?;
+        let build_info = IntGaugeVec::new(
+            Opts::new("build_info", "Version of the running fedibridge"),
+            &["version"],
+        )?;
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
+        registry.register(Box::new(http_requests.clone()))?;
+        registry.register(Box::new(http_duration.clone()))?;
+        registry.register(Box::new(db_pool.clone()))?;
+        registry.register(Box::new(broker_connected.clone()))?;
+        registry.register(Box::new(build_info))?;
+        Ok(Self {
+            registry,
+            http_requests,
+            http_duration,
+            db_pool,
+            broker_connected,
+        })
+    }
+
+    /// Lets other modules add their own metrics to this registry.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Renders every metric in the Prometheus text format.
+    pub fn render(&self) -> String {
+        let mut buffer = Vec::new();
+        // Encoding into a Vec cannot fail for well-formed metrics.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buffer);
+        String::from_utf8(buffer).unwrap_or_default()
+    }
+}

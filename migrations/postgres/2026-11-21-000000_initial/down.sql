@@ -1,0 +1,17 @@
+DROP TABLE audit_log;
+DROP TABLE user_blocks;
+DROP TABLE instance_blocks;
+DROP TABLE platform_outbox;
+DROP TABLE processed_events;
+DROP TABLE inbound_activities;
+DROP TABLE removals;
+DROP TABLE object_ledger;
+DROP TABLE remote_hosts;
+DROP TABLE deliveries;
+DROP TABLE activities;
+DROP TABLE remote_interactions;
+DROP TABLE follows;
+DROP TABLE remote_actors;
+DROP TABLE posts;
+DROP TABLE actor_keys;
+DROP TABLE users;
