@@ -6,7 +6,9 @@
 
 pub mod db;
 pub mod error;
+pub mod federation;
 pub mod http;
+pub mod opt_in;
 pub mod settings;
 pub mod startup;
 pub mod telemetry;

@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     db::Database,
     error::Error,
+    federation::urls::Urls,
     http::{self, AppState},
     settings::Settings,
     telemetry::Metrics,
@@ -71,6 +72,7 @@ impl Application {
         };
 
         let state = AppState {
+            urls: Urls::new(&settings.federation)?,
             settings: Arc::new(settings),
             db,
             metrics: Metrics::new()?,

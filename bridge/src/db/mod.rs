@@ -4,8 +4,28 @@
 //! query runs on tokio's blocking pool through [`Database::run`] and [`Database::write`];
 //! async I/O threads never wait on the database.
 
+/// Runs the same diesel expression on whichever backend `conn` is, for the few query
+/// fragments (`ON CONFLICT`, …) that diesel cannot express for both at once.
+macro_rules! with_backend {
+    ($conn:expr, $c:ident => $body:expr) => {
+        match $conn {
+            $crate::db::AnyConnection::Postgresql($c) => $body,
+            $crate::db::AnyConnection::Sqlite($c) => $body,
+        }
+    };
+}
+
+pub mod activities;
 mod any_connection;
+pub mod audit;
+pub mod dedupe;
+pub mod follows;
+pub mod keys;
+pub mod outbox;
+pub mod posts;
+pub mod remote_actors;
 pub mod schema;
+pub mod users;
 
 pub use any_connection::AnyConnection;
 

@@ -58,6 +58,7 @@ diesel::table! {
         user_id -> BigInt,
         text -> Text,
         visibility -> Text,
+        age_restricted -> Bool,
         reply_to_platform_post_id -> Nullable<Text>,
         reply_to_url -> Nullable<Text>,
         quote_of_platform_post_id -> Nullable<Text>,

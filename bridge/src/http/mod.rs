@@ -1,7 +1,14 @@
 //! The HTTP surface: routes, shared state and the middleware around them.
 
+mod actors;
+mod error;
 mod health;
 mod metrics;
+mod negotiate;
+mod nodeinfo;
+mod objects;
+mod pages;
+mod webfinger;
 
 use std::{sync::Arc, time::Instant};
 
@@ -13,7 +20,7 @@ use actix_web::{
 use platform_adapter::connection::BrokerStatus;
 use tokio_util::sync::CancellationToken;
 
-use crate::{db::Database, settings::Settings, telemetry::Metrics};
+use crate::{db::Database, federation::urls::Urls, settings::Settings, telemetry::Metrics};
 
 /// Everything a request handler may need, built once per application.
 #[derive(Clone)]
@@ -22,6 +29,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// Storage.
     pub db: Database,
+    /// The URL scheme.
+    pub urls: Urls,
     /// Metrics registry.
     pub metrics: Metrics,
     /// Broker reachability, when a broker is configured.
@@ -33,7 +42,11 @@ pub struct AppState {
 /// Registers every route.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.configure(health::configure)
-        .configure(metrics::configure);
+        .configure(metrics::configure)
+        .configure(webfinger::configure)
+        .configure(nodeinfo::configure)
+        .configure(actors::configure)
+        .configure(objects::configure);
 }
 
 /// Records request counts and latency by route pattern (never by raw path, which an

@@ -54,6 +54,7 @@ CREATE TABLE posts (
     user_id BIGINT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
     text TEXT NOT NULL DEFAULT '',
     visibility TEXT NOT NULL,
+    age_restricted BOOLEAN NOT NULL DEFAULT FALSE,
     reply_to_platform_post_id TEXT,
     reply_to_url TEXT,
     quote_of_platform_post_id TEXT,

@@ -1,0 +1,61 @@
+//! Ids already handled: platform events and inbound activities. Recording an id inside the
+//! transaction that applies its effect is what makes redelivery harmless.
+
+use diesel::prelude::*;
+
+use super::{
+    AnyConnection,
+    schema::{inbound_activities, processed_events},
+};
+use crate::error::Error;
+
+/// Records a platform event id; `false` when it was already there (a duplicate).
+pub fn claim_event(
+    conn: &mut AnyConnection,
+    event_id: &str,
+    event_type: &str,
+    now: i64,
+) -> Result<bool, Error> {
+    let values = (
+        processed_events::event_id.eq(event_id),
+        processed_events::event_type.eq(event_type),
+        processed_events::processed_at.eq(now),
+    );
+    let inserted = with_backend!(conn, c => diesel::insert_into(processed_events::table)
+        .values(values)
+        .on_conflict_do_nothing()
+        .execute(c))?;
+    Ok(inserted == 1)
+}
+
+/// Whether a platform event id was already applied.
+pub fn event_seen(conn: &mut AnyConnection, event_id: &str) -> Result<bool, Error> {
+    let count: i64 = processed_events::table
+        .filter(processed_events::event_id.eq(event_id))
+        .count()
+        .get_result(conn)?;
+    Ok(count > 0)
+}
+
+/// Records an inbound activity id; `false` when it was already there (a replay).
+pub fn claim_activity(
+    conn: &mut AnyConnection,
+    ap_id: &str,
+    actor: &str,
+    kind: &str,
+    now: i64,
+) -> Result<bool, Error> {
+    let values = (
+        inbound_activities::ap_id.eq(ap_id),
+        inbound_activities::actor_ap_id.eq(actor),
+        inbound_activities::kind.eq(kind),
+        inbound_activities::received_at.eq(now),
+    );
+    // ON CONFLICT rather than catching the unique violation: on PostgreSQL a failed
+    // statement would poison the surrounding transaction.
+    let inserted = with_backend!(conn, c => diesel::insert_into(inbound_activities::table)
+        .values(values)
+        .on_conflict_do_nothing()
+        .execute(c))?;
+    Ok(inserted == 1)
+}

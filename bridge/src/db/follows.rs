@@ -1,0 +1,207 @@
+//! Remote actors following local users.
+
+use diesel::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::{
+    AnyConnection,
+    remote_actors::{RemoteActor, RemoteActorId},
+    schema::{follows, remote_actors},
+    users::UserId,
+};
+use crate::error::Error;
+
+/// Whether a follow is in effect or waits for the user's approval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FollowState {
+    /// Waiting for approval.
+    Pending,
+    /// In effect: the follower receives posts.
+    Accepted,
+}
+
+impl FollowState {
+    /// Stored spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Accepted => "accepted",
+        }
+    }
+}
+
+/// A stored follow.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = follows)]
+pub struct Follow {
+    /// Row id.
+    pub id: i64,
+    /// Followed user.
+    #[diesel(deserialize_as = i64)]
+    pub user_id: UserId,
+    /// Follower.
+    #[diesel(deserialize_as = i64)]
+    pub remote_actor_id: RemoteActorId,
+    /// `pending` or `accepted`.
+    pub state: String,
+    /// Id of the remote `Follow` activity (needed to Accept/Reject it).
+    pub follow_activity_id: String,
+    /// When it arrived (ms).
+    pub created_at: i64,
+    /// When it was accepted (ms).
+    pub accepted_at: Option<i64>,
+}
+
+impl Follow {
+    /// Whether it is in effect.
+    pub fn is_accepted(&self) -> bool {
+        self.state == FollowState::Accepted.as_str()
+    }
+}
+
+/// Records a follow (or refreshes its activity id); returns it and whether it is new.
+pub fn upsert(
+    conn: &mut AnyConnection,
+    user: UserId,
+    follower: RemoteActorId,
+    follow_activity_id: &str,
+    state: FollowState,
+    now: i64,
+) -> Result<(Follow, bool), Error> {
+    let existing = find(conn, user, follower)?;
+    let created = match existing {
+        Some(follow) => {
+            // A repeated Follow from an accepted follower stays accepted.
+            let state = if follow.is_accepted() {
+                FollowState::Accepted
+            } else {
+                state
+            };
+            diesel::update(follows::table.find(follow.id))
+                .set((
+                    follows::follow_activity_id.eq(follow_activity_id),
+                    follows::state.eq(state.as_str()),
+                    follows::accepted_at.eq(follow
+                        .accepted_at
+                        .or((state == FollowState::Accepted).then_some(now))),
+                ))
+                .execute(conn)?;
+            false
+        }
+        None => {
+            diesel::insert_into(follows::table)
+                .values((
+                    follows::user_id.eq(user.0),
+                    follows::remote_actor_id.eq(follower.0),
+                    follows::state.eq(state.as_str()),
+                    follows::follow_activity_id.eq(follow_activity_id),
+                    follows::created_at.eq(now),
+                    follows::accepted_at.eq((state == FollowState::Accepted).then_some(now)),
+                ))
+                .execute(conn)?;
+            true
+        }
+    };
+    let follow =
+        find(conn, user, follower)?.ok_or_else(|| Error::Storage("follow vanished".into()))?;
+    Ok((follow, created))
+}
+
+/// The follow of `user` by `follower`.
+pub fn find(
+    conn: &mut AnyConnection,
+    user: UserId,
+    follower: RemoteActorId,
+) -> Result<Option<Follow>, Error> {
+    Ok(follows::table
+        .filter(follows::user_id.eq(user.0))
+        .filter(follows::remote_actor_id.eq(follower.0))
+        .select(Follow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// Accepts a pending follow.
+pub fn accept(conn: &mut AnyConnection, id: i64, now: i64) -> Result<(), Error> {
+    diesel::update(follows::table.find(id))
+        .set((
+            follows::state.eq(FollowState::Accepted.as_str()),
+            follows::accepted_at.eq(now),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Removes a follow; returns whether there was one.
+pub fn remove(
+    conn: &mut AnyConnection,
+    user: UserId,
+    follower: RemoteActorId,
+) -> Result<bool, Error> {
+    let removed = diesel::delete(
+        follows::table
+            .filter(follows::user_id.eq(user.0))
+            .filter(follows::remote_actor_id.eq(follower.0)),
+    )
+    .execute(conn)?;
+    Ok(removed > 0)
+}
+
+/// Removes every follow of `user` (opt-out).
+pub fn remove_all(conn: &mut AnyConnection, user: UserId) -> Result<usize, Error> {
+    Ok(diesel::delete(follows::table.filter(follows::user_id.eq(user.0))).execute(conn)?)
+}
+
+/// Every follow by `follower`, of any user (a remote actor was deleted or moved).
+pub fn by_follower(
+    conn: &mut AnyConnection,
+    follower: RemoteActorId,
+) -> Result<Vec<Follow>, Error> {
+    Ok(follows::table
+        .filter(follows::remote_actor_id.eq(follower.0))
+        .select(Follow::as_select())
+        .load(conn)?)
+}
+
+/// The user's followers with their actors, in `state`, oldest first.
+pub fn followers(
+    conn: &mut AnyConnection,
+    user: UserId,
+    state: FollowState,
+) -> Result<Vec<(Follow, RemoteActor)>, Error> {
+    Ok(follows::table
+        .inner_join(remote_actors::table)
+        .filter(follows::user_id.eq(user.0))
+        .filter(follows::state.eq(state.as_str()))
+        .order(follows::id.asc())
+        .select((Follow::as_select(), RemoteActor::as_select()))
+        .load(conn)?)
+}
+
+/// How many accepted followers the user has.
+pub fn count_accepted(conn: &mut AnyConnection, user: UserId) -> Result<i64, Error> {
+    Ok(follows::table
+        .filter(follows::user_id.eq(user.0))
+        .filter(follows::state.eq(FollowState::Accepted.as_str()))
+        .count()
+        .get_result(conn)?)
+}
+
+/// Distinct delivery inboxes (shared inbox first) of the user's accepted followers.
+pub fn follower_inboxes(conn: &mut AnyConnection, user: UserId) -> Result<Vec<String>, Error> {
+    let rows: Vec<(String, Option<String>)> = follows::table
+        .inner_join(remote_actors::table)
+        .filter(follows::user_id.eq(user.0))
+        .filter(follows::state.eq(FollowState::Accepted.as_str()))
+        .filter(remote_actors::deleted_at.is_null())
+        .select((remote_actors::inbox, remote_actors::shared_inbox))
+        .load(conn)?;
+    let mut inboxes: Vec<String> = rows
+        .into_iter()
+        .map(|(inbox, shared)| shared.unwrap_or(inbox))
+        .collect();
+    inboxes.sort();
+    inboxes.dedup();
+    Ok(inboxes)
+}

@@ -1,0 +1,512 @@
+//! Platform posts and their federation state.
+
+use diesel::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::{AnyConnection, schema::posts, users::UserId};
+use crate::error::Error;
+
+/// The bridge's own id of a post.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PostId(pub i64);
+
+impl From<i64> for PostId {
+    fn from(id: i64) -> Self {
+        Self(id)
+    }
+}
+
+/// Who may see a post on the platform. Only `Public` ever federates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Visibility {
+    /// Everyone, listed.
+    Public,
+    /// Everyone, but kept out of public timelines: not federated (the platform asked for quiet).
+    Unlisted,
+    /// Followers on the platform only.
+    Followers,
+    /// Only the author (or a private profile).
+    Private,
+    /// Only the mentioned people.
+    Direct,
+}
+
+impl Visibility {
+    /// Stored spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Public => "public",
+            Self::Unlisted => "unlisted",
+            Self::Followers => "followers",
+            Self::Private => "private",
+            Self::Direct => "direct",
+        }
+    }
+
+    /// Reads the stored spelling; unknown values are the most private, the safe side.
+    pub fn parse(value: &str) -> Self {
+        match value {
+            "public" => Self::Public,
+            "unlisted" => Self::Unlisted,
+            "followers" => Self::Followers,
+            "direct" => Self::Direct,
+            _ => Self::Private,
+        }
+    }
+}
+
+/// Where a post stands with the fediverse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FederationState {
+    /// Never sent anywhere.
+    Never,
+    /// A `Create` went out; it is served as a Note.
+    Federated,
+    /// The user excluded it before it federated; it never will.
+    Excluded,
+    /// The user took it back from the fediverse (it stays on the platform).
+    Retracted,
+    /// Deleted on the platform; served as a Tombstone.
+    Deleted,
+}
+
+impl FederationState {
+    /// Stored spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Never => "never",
+            Self::Federated => "federated",
+            Self::Excluded => "excluded",
+            Self::Retracted => "retracted",
+            Self::Deleted => "deleted",
+        }
+    }
+
+    /// Reads the stored spelling.
+    pub fn parse(value: &str) -> Self {
+        match value {
+            "federated" => Self::Federated,
+            "excluded" => Self::Excluded,
+            "retracted" => Self::Retracted,
+            "deleted" => Self::Deleted,
+            _ => Self::Never,
+        }
+    }
+}
+
+/// Who may reply to or quote a post.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InteractionPolicy {
+    /// Anyone.
+    Everyone,
+    /// The author's followers.
+    Followers,
+    /// Only people mentioned in the post.
+    Mentioned,
+    /// Nobody but the author.
+    Nobody,
+}
+
+impl InteractionPolicy {
+    /// Stored spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Everyone => "everyone",
+            Self::Followers => "followers",
+            Self::Mentioned => "mentioned",
+            Self::Nobody => "nobody",
+        }
+    }
+
+    /// Reads the stored spelling; unknown values are the strictest.
+    pub fn parse(value: &str) -> Self {
+        match value {
+            "everyone" => Self::Everyone,
+            "followers" => Self::Followers,
+            "mentioned" => Self::Mentioned,
+            _ => Self::Nobody,
+        }
+    }
+}
+
+/// A media attachment of a post.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MediaItem {
+    /// Where the file is served (by the platform).
+    pub url: String,
+    /// MIME type.
+    pub media_type: String,
+    /// Description for people who cannot see it.
+    #[serde(default)]
+    pub alt_text: Option<String>,
+    /// Pixels.
+    #[serde(default)]
+    pub width: Option<u32>,
+    /// Pixels.
+    #[serde(default)]
+    pub height: Option<u32>,
+    /// Bytes.
+    #[serde(default)]
+    pub size_bytes: Option<u64>,
+    /// BlurHash preview.
+    #[serde(default)]
+    pub blurhash: Option<String>,
+}
+
+/// Somebody mentioned in a post.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MentionItem {
+    /// `@name@server` as written in the text.
+    pub handle: String,
+    /// The mentioned actor's URL when known.
+    #[serde(default)]
+    pub url: Option<String>,
+}
+
+/// A stored post.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = posts)]
+pub struct Post {
+    /// Internal id.
+    #[diesel(deserialize_as = i64)]
+    pub id: PostId,
+    /// The platform's id; appears in object URLs, so it never changes.
+    pub platform_post_id: String,
+    /// Author.
+    #[diesel(deserialize_as = i64)]
+    pub user_id: UserId,
+    /// Plain text.
+    pub text: String,
+    /// Stored [`Visibility`].
+    pub visibility: String,
+    /// Restricted to adults on the platform: never federated.
+    pub age_restricted: bool,
+    /// Platform post replied to.
+    pub reply_to_platform_post_id: Option<String>,
+    /// Remote object replied to.
+    pub reply_to_url: Option<String>,
+    /// Platform post quoted.
+    pub quote_of_platform_post_id: Option<String>,
+    /// Remote object quoted.
+    pub quote_of_url: Option<String>,
+    /// JSON list of [`MediaItem`].
+    pub media: String,
+    /// JSON list of [`MentionItem`].
+    pub mentions: String,
+    /// JSON list of hashtags (without `#`).
+    pub hashtags: String,
+    /// Content warning.
+    pub content_warning: Option<String>,
+    /// Media are sensitive.
+    pub sensitive: bool,
+    /// Language.
+    pub language: Option<String>,
+    /// Stored [`InteractionPolicy`] for replies.
+    pub reply_policy: String,
+    /// Stored [`InteractionPolicy`] for quotes.
+    pub quote_policy: String,
+    /// Posted through the platform's API.
+    pub via_api: bool,
+    /// Pinned to the profile (`featured`).
+    pub pinned: bool,
+    /// Stored [`FederationState`].
+    pub federation_state: String,
+    /// Platform publication time (ms).
+    pub published_at: i64,
+    /// Last platform edit (ms).
+    pub edited_at: Option<i64>,
+    /// When the first `Create` was queued (ms).
+    pub federated_at: Option<i64>,
+    /// When the platform deleted it (ms).
+    pub deleted_at: Option<i64>,
+    /// Row creation (ms).
+    pub created_at: i64,
+    /// Last change (ms).
+    pub updated_at: i64,
+}
+
+impl Post {
+    /// Parsed visibility.
+    pub fn visibility(&self) -> Visibility {
+        Visibility::parse(&self.visibility)
+    }
+
+    /// Parsed federation state.
+    pub fn federation(&self) -> FederationState {
+        FederationState::parse(&self.federation_state)
+    }
+
+    /// Media, decoded.
+    pub fn media_items(&self) -> Vec<MediaItem> {
+        serde_json::from_str(&self.media).unwrap_or_default()
+    }
+
+    /// Mentions, decoded.
+    pub fn mention_items(&self) -> Vec<MentionItem> {
+        serde_json::from_str(&self.mentions).unwrap_or_default()
+    }
+
+    /// Hashtags, decoded.
+    pub fn hashtag_list(&self) -> Vec<String> {
+        serde_json::from_str(&self.hashtags).unwrap_or_default()
+    }
+
+    /// Whether the content itself may be public on the fediverse: public, not age
+    /// restricted, not deleted, not excluded or retracted. The author's sharing state is
+    /// checked separately, by the caller, at send time.
+    pub fn content_is_shareable(&self) -> bool {
+        self.visibility() == Visibility::Public
+            && !self.age_restricted
+            && self.deleted_at.is_none()
+            && matches!(
+                self.federation(),
+                FederationState::Never | FederationState::Federated
+            )
+    }
+}
+
+/// What the platform says about a post (from `post.created` / `post.updated`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PostInput {
+    /// The platform's id.
+    pub platform_post_id: String,
+    /// Text.
+    pub text: String,
+    /// Visibility.
+    pub visibility: Visibility,
+    /// Age restricted.
+    pub age_restricted: bool,
+    /// Platform post replied to.
+    pub reply_to_platform_post_id: Option<String>,
+    /// Remote object replied to.
+    pub reply_to_url: Option<String>,
+    /// Platform post quoted.
+    pub quote_of_platform_post_id: Option<String>,
+    /// Remote object quoted.
+    pub quote_of_url: Option<String>,
+    /// Media.
+    pub media: Vec<MediaItem>,
+    /// Mentions.
+    pub mentions: Vec<MentionItem>,
+    /// Hashtags.
+    pub hashtags: Vec<String>,
+    /// Content warning.
+    pub content_warning: Option<String>,
+    /// Sensitive media.
+    pub sensitive: bool,
+    /// Language.
+    pub language: Option<String>,
+    /// Who may reply.
+    pub reply_policy: InteractionPolicy,
+    /// Who may quote.
+    pub quote_policy: InteractionPolicy,
+    /// Posted through the API.
+    pub via_api: bool,
+    /// Publication time (ms).
+    pub published_at: i64,
+    /// Edit time (ms).
+    pub edited_at: Option<i64>,
+}
+
+fn to_json<T: Serialize>(value: &T) -> Result<String, Error> {
+    serde_json::to_string(value).map_err(|e| Error::Storage(e.to_string()))
+}
+
+/// Inserts a post, or updates it when it exists; returns the stored row and whether it is new.
+pub fn upsert(
+    conn: &mut AnyConnection,
+    author: UserId,
+    input: &PostInput,
+    now: i64,
+) -> Result<(Post, bool), Error> {
+    let media = to_json(&input.media)?;
+    let mentions = to_json(&input.mentions)?;
+    let hashtags = to_json(&input.hashtags)?;
+    let existing = find_by_platform_id(conn, &input.platform_post_id)?;
+    let created = match existing {
+        Some(post) if post.user_id != author => {
+            return Err(Error::Storage(format!(
+                "post {} belongs to another author",
+                input.platform_post_id
+            )));
+        }
+        Some(post) => {
+            diesel::update(posts::table.find(post.id.0))
+                .set((
+                    posts::text.eq(&input.text),
+                    posts::visibility.eq(input.visibility.as_str()),
+                    posts::age_restricted.eq(input.age_restricted),
+                    posts::reply_to_platform_post_id.eq(&input.reply_to_platform_post_id),
+                    posts::reply_to_url.eq(&input.reply_to_url),
+                    posts::quote_of_platform_post_id.eq(&input.quote_of_platform_post_id),
+                    posts::quote_of_url.eq(&input.quote_of_url),
+                    posts::media.eq(&media),
+                    posts::mentions.eq(&mentions),
+                    posts::hashtags.eq(&hashtags),
+                    posts::content_warning.eq(&input.content_warning),
+                    posts::sensitive.eq(input.sensitive),
+                    posts::language.eq(&input.language),
+                    posts::reply_policy.eq(input.reply_policy.as_str()),
+                    posts::quote_policy.eq(input.quote_policy.as_str()),
+                    posts::edited_at.eq(input.edited_at.or(Some(now))),
+                    posts::updated_at.eq(now),
+                ))
+                .execute(conn)?;
+            false
+        }
+        None => {
+            diesel::insert_into(posts::table)
+                .values((
+                    posts::platform_post_id.eq(&input.platform_post_id),
+                    posts::user_id.eq(author.0),
+                    posts::text.eq(&input.text),
+                    posts::visibility.eq(input.visibility.as_str()),
+                    posts::age_restricted.eq(input.age_restricted),
+                    posts::reply_to_platform_post_id.eq(&input.reply_to_platform_post_id),
+                    posts::reply_to_url.eq(&input.reply_to_url),
+                    posts::quote_of_platform_post_id.eq(&input.quote_of_platform_post_id),
+                    posts::quote_of_url.eq(&input.quote_of_url),
+                    posts::media.eq(&media),
+                    posts::mentions.eq(&mentions),
+                    posts::hashtags.eq(&hashtags),
+                    posts::content_warning.eq(&input.content_warning),
+                    posts::sensitive.eq(input.sensitive),
+                    posts::language.eq(&input.language),
+                    posts::reply_policy.eq(input.reply_policy.as_str()),
+                    posts::quote_policy.eq(input.quote_policy.as_str()),
+                    posts::via_api.eq(input.via_api),
+                    posts::published_at.eq(input.published_at),
+                    posts::edited_at.eq(input.edited_at),
+                    posts::created_at.eq(now),
+                    posts::updated_at.eq(now),
+                ))
+                .execute(conn)?;
+            true
+        }
+    };
+    let post = find_by_platform_id(conn, &input.platform_post_id)?
+        .ok_or_else(|| Error::Storage("post vanished during upsert".into()))?;
+    Ok((post, created))
+}
+
+/// The post with this platform id.
+pub fn find_by_platform_id(conn: &mut AnyConnection, id: &str) -> Result<Option<Post>, Error> {
+    Ok(posts::table
+        .filter(posts::platform_post_id.eq(id))
+        .select(Post::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// The post with this internal id.
+pub fn find(conn: &mut AnyConnection, id: PostId) -> Result<Option<Post>, Error> {
+    Ok(posts::table
+        .find(id.0)
+        .select(Post::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// Changes a post's federation state.
+pub fn set_federation_state(
+    conn: &mut AnyConnection,
+    id: PostId,
+    state: FederationState,
+    now: i64,
+) -> Result<(), Error> {
+    let query = diesel::update(posts::table.find(id.0));
+    if state == FederationState::Federated {
+        query
+            .set((
+                posts::federation_state.eq(state.as_str()),
+                posts::federated_at.eq(now),
+                posts::updated_at.eq(now),
+            ))
+            .execute(conn)?;
+    } else {
+        query
+            .set((
+                posts::federation_state.eq(state.as_str()),
+                posts::updated_at.eq(now),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// Marks a post deleted on the platform.
+pub fn mark_deleted(conn: &mut AnyConnection, id: PostId, now: i64) -> Result<(), Error> {
+    diesel::update(posts::table.find(id.0))
+        .set((posts::deleted_at.eq(now), posts::updated_at.eq(now)))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Pins or unpins a post.
+pub fn set_pinned(conn: &mut AnyConnection, id: PostId, pinned: bool) -> Result<(), Error> {
+    diesel::update(posts::table.find(id.0))
+        .set(posts::pinned.eq(pinned))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// A page of the user's federated posts, newest first, published strictly before `before`.
+pub fn federated_page(
+    conn: &mut AnyConnection,
+    user: UserId,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<Vec<Post>, Error> {
+    let mut query = posts::table
+        .filter(posts::user_id.eq(user.0))
+        .filter(posts::federation_state.eq(FederationState::Federated.as_str()))
+        .select(Post::as_select())
+        .order((posts::published_at.desc(), posts::id.desc()))
+        .limit(limit)
+        .into_boxed();
+    if let Some(before) = before {
+        query = query.filter(posts::published_at.lt(before));
+    }
+    Ok(query.load(conn)?)
+}
+
+/// How many of the user's posts are federated.
+pub fn count_federated(conn: &mut AnyConnection, user: UserId) -> Result<i64, Error> {
+    Ok(posts::table
+        .filter(posts::user_id.eq(user.0))
+        .filter(posts::federation_state.eq(FederationState::Federated.as_str()))
+        .count()
+        .get_result(conn)?)
+}
+
+/// Every federated post of all sharing users (NodeInfo `localPosts`).
+pub fn count_all_federated(conn: &mut AnyConnection) -> Result<i64, Error> {
+    Ok(posts::table
+        .filter(posts::federation_state.eq(FederationState::Federated.as_str()))
+        .count()
+        .get_result(conn)?)
+}
+
+/// The user's pinned, federated posts, newest first.
+pub fn featured(conn: &mut AnyConnection, user: UserId) -> Result<Vec<Post>, Error> {
+    Ok(posts::table
+        .filter(posts::user_id.eq(user.0))
+        .filter(posts::pinned.eq(true))
+        .filter(posts::federation_state.eq(FederationState::Federated.as_str()))
+        .select(Post::as_select())
+        .order(posts::published_at.desc())
+        .limit(20)
+        .load(conn)?)
+}
+
+/// Every federated post of a user (for opt-out).
+pub fn all_federated(conn: &mut AnyConnection, user: UserId) -> Result<Vec<Post>, Error> {
+    Ok(posts::table
+        .filter(posts::user_id.eq(user.0))
+        .filter(posts::federation_state.eq(FederationState::Federated.as_str()))
+        .select(Post::as_select())
+        .load(conn)?)
+}
