@@ -193,7 +193,7 @@ impl Urls {
             .path_segments()?
             .filter(|s| !s.is_empty())
             .collect();
-        let segments: Vec<String> = url.path_segments()?.map(|s| percent_decode(s)).collect();
+        let segments: Vec<String> = url.path_segments()?.map(percent_decode).collect();
         let rest = segments.get(base_segments.len()..)?;
         match rest {
             [kind, id] if kind == "users" => Some(LocalObject::Actor(id.clone())),

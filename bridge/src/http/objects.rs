@@ -33,7 +33,7 @@ pub(super) fn configure(cfg: &mut web::ServiceConfig) {
 
 enum Lookup {
     Visible(Box<(Post, User, Note)>),
-    Gone(Post),
+    Gone(Box<Post>),
     Missing,
 }
 
@@ -52,9 +52,9 @@ async fn lookup(state: &AppState, pid: String) -> Result<Lookup, Error> {
             let was_out = post.federated_at.is_some();
             match post.federation() {
                 FederationState::Deleted | FederationState::Retracted if was_out => {
-                    return Ok(Lookup::Gone(post));
+                    return Ok(Lookup::Gone(Box::new(post)));
                 }
-                _ if was_out && author.opted_out() => return Ok(Lookup::Gone(post)),
+                _ if was_out && author.opted_out() => return Ok(Lookup::Gone(Box::new(post))),
                 _ => {}
             }
             let shareable = post.federation() == FederationState::Federated
