@@ -5,6 +5,7 @@
 //! broker plumbing live in the `platform-adapter` crate.
 
 pub mod db;
+pub mod delivery;
 pub mod error;
 pub mod federation;
 pub mod http;

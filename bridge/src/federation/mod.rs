@@ -2,5 +2,6 @@
 
 pub mod content;
 pub mod notes;
+pub mod outbound;
 pub mod protocol;
 pub mod urls;

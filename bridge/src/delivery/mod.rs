@@ -1,0 +1,5 @@
+//! The delivery engine: signs and sends stored activities to remote inboxes, with per-host
+//! isolation, retries with backoff, a circuit breaker per host and a consent check at send
+//! time.
+
+pub mod policy;
