@@ -4,6 +4,8 @@
 //! that needs it is skipped with a message, except under `CI=true`, where it fails: CI must
 //! never pass by skipping.
 
+pub mod peer;
+
 use std::{collections::HashMap, time::Duration};
 
 use bridge::{Application, Role, Settings};
