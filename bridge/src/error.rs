@@ -1,5 +1,6 @@
 //! The bridge's one error type.
 
+use crate::federation::{RemoteFailure, SignatureRejection};
 use crate::settings::SettingsError;
 
 /// Everything that can go wrong inside the bridge.
@@ -29,6 +30,23 @@ pub enum Error {
     /// Metrics registry misuse (duplicate registration).
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
+    /// A key could not be generated, parsed or used.
+    #[error("key: {0}")]
+    Key(String),
+    /// An inbound HTTP signature was refused; see [`SignatureRejection::http_status`].
+    #[error("HTTP signature rejected: {0}")]
+    Signature(#[from] SignatureRejection),
+    /// A remote server could not be used (refused by policy, unreachable, bad answer).
+    #[error("remote {url}: {failure}")]
+    Remote {
+        /// The URL being fetched or delivered to.
+        url: String,
+        /// What went wrong.
+        failure: RemoteFailure,
+    },
+    /// The outbound HTTP client could not be built.
+    #[error("HTTP client: {0}")]
+    HttpClient(String),
 }
 
 impl Error {
@@ -49,7 +67,14 @@ impl Error {
             }
             Self::Broker(e) => e.is_transient(),
             Self::Io(_) => true,
-            Self::Settings(_) | Self::Storage(_) | Self::Migration(_) | Self::Metrics(_) => false,
+            Self::Remote { failure, .. } => failure.is_transient(),
+            Self::Settings(_)
+            | Self::Storage(_)
+            | Self::Migration(_)
+            | Self::Metrics(_)
+            | Self::Key(_)
+            | Self::Signature(_)
+            | Self::HttpClient(_) => false,
         }
     }
 }

@@ -1,7 +1,7 @@
 //! fedibridge: lets users of a closed platform opt in to sharing on the fediverse.
 //!
-//! The crate owns storage ([`db`]), configuration ([`settings`]), the HTTP surface
-//! ([`http`]) and the process lifecycle ([`startup`]). The platform's event contract and
+//! The crate owns storage ([`db`]), configuration ([`settings`]), the ActivityPub transport
+//! ([`federation`]), the HTTP surface ([`http`]) and the process lifecycle ([`startup`]). The platform's event contract and
 //! broker plumbing live in the `platform-adapter` crate.
 
 pub mod db;
