@@ -6,5 +6,7 @@
 
 pub mod connection;
 mod error;
+pub mod events;
+pub mod schema;
 
 pub use error::Error;
