@@ -31,9 +31,7 @@ impl Error {
     pub fn is_transient(&self) -> bool {
         match self {
             Self::Amqp(_) | Self::ConnectTimeout(_) | Self::NotConfirmed(_) => true,
-            Self::InvalidId(_) | Self::Encode(_) | Self::Decode(_) | Self::InvalidName(_) => {
-                false
-            }
+            Self::InvalidId(_) | Self::Encode(_) | Self::Decode(_) | Self::InvalidName(_) => false,
         }
     }
 }

@@ -42,7 +42,11 @@ pub struct SchemaDocument {
 impl SchemaDocument {
     /// Path relative to the schema directory, e.g. `inbound/post.created.schema.json`.
     pub fn relative_path(&self) -> String {
-        format!("{}/{}.schema.json", self.direction.as_str(), self.event_type)
+        format!(
+            "{}/{}.schema.json",
+            self.direction.as_str(),
+            self.event_type
+        )
     }
 }
 

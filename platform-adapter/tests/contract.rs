@@ -89,8 +89,9 @@ fn every_type_has_an_example_that_the_schema_and_the_types_accept() {
         let direction = document.direction.as_str();
         let path = example_path(direction, document.event_type);
         let example = read_json(&path);
-        let validator = jsonschema::validator_for(&committed_schema(direction, document.event_type))
-            .expect("schema compiles");
+        let validator =
+            jsonschema::validator_for(&committed_schema(direction, document.event_type))
+                .expect("schema compiles");
         let errors: Vec<String> = validator
             .iter_errors(&example)
             .map(|e| format!("{} at {}", e, e.instance_path()))
@@ -99,13 +100,15 @@ fn every_type_has_an_example_that_the_schema_and_the_types_accept() {
         let bytes = fs::read(&path).expect("read example");
         match document.direction {
             Direction::Inbound => {
-                let event = decode_inbound(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                let event =
+                    decode_inbound(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
                 assert_eq!(event.routing_key(), document.event_type);
                 let again = decode_inbound(&event.encode().expect("encode")).expect("round trip");
                 assert_eq!(again, event);
             }
             Direction::Outbound => {
-                let event = decode_outbound(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                let event =
+                    decode_outbound(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
                 assert_eq!(event.routing_key(), document.event_type);
                 let again = decode_outbound(&event.encode().expect("encode")).expect("round trip");
                 assert_eq!(again, event);
@@ -123,9 +126,18 @@ fn no_example_names_an_unknown_type() {
         .map(|d| format!("{}/{}.json", d.direction.as_str(), d.event_type))
         .collect();
     for direction in ["inbound", "outbound"] {
-        for entry in fs::read_dir(crate_dir().join("examples").join(direction)).expect("examples dir") {
-            let name = entry.expect("entry").file_name().to_string_lossy().into_owned();
-            assert!(known.contains(&format!("{direction}/{name}")), "stray example {direction}/{name}");
+        for entry in
+            fs::read_dir(crate_dir().join("examples").join(direction)).expect("examples dir")
+        {
+            let name = entry
+                .expect("entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned();
+            assert!(
+                known.contains(&format!("{direction}/{name}")),
+                "stray example {direction}/{name}"
+            );
         }
     }
 }

@@ -3,13 +3,13 @@
 use std::fmt;
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, de::DeserializeOwned};
+use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::{
     Envelope, InboundEvent, OutboundEvent, SCHEMA_VERSION,
     ids::{EventId, OrderKey},
-    payload::{InboundPayload, InboundType, OutboundPayload, OutboundType},
+    payload::{InboundPayload, OutboundPayload},
 };
 
 /// Largest message accepted, in bytes (post text is bounded far below this).
@@ -73,16 +73,16 @@ impl DecodeError {
 
 /// Decodes and checks one event from the platform.
 pub fn decode_inbound(bytes: &[u8]) -> Result<InboundEvent, DecodeError> {
-    decode::<InboundPayload>(bytes, |name| InboundType::from_wire(name).is_some())
+    decode(bytes, InboundPayload::from_parts)
 }
 
 /// Decodes and checks one message to the platform (for the platform's tests and tools).
 pub fn decode_outbound(bytes: &[u8]) -> Result<OutboundEvent, DecodeError> {
-    decode::<OutboundPayload>(bytes, |name| OutboundType::from_wire(name).is_some())
+    decode(bytes, OutboundPayload::from_parts)
 }
 
 /// A payload vocabulary that can check its own bounds.
-pub(crate) trait Checked: DeserializeOwned {
+pub(crate) trait Checked: Sized {
     /// The first bound violated.
     fn check(&self) -> Result<(), String>;
 }
@@ -99,6 +99,9 @@ impl Checked for OutboundPayload {
     }
 }
 
+/// How a vocabulary turns `type` and `data` into a payload (see `from_parts`).
+type FromParts<P> = fn(&str, Value) -> Option<Result<P, String>>;
+
 /// The envelope fields other than `type`, `data` and `schema_version`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -108,10 +111,7 @@ struct Head {
     order_key: OrderKey,
 }
 
-fn decode<P: Checked>(
-    bytes: &[u8],
-    known_type: impl Fn(&str) -> bool,
-) -> Result<Envelope<P>, DecodeError> {
+fn decode<P: Checked>(bytes: &[u8], from_parts: FromParts<P>) -> Result<Envelope<P>, DecodeError> {
     if bytes.len() > MAX_MESSAGE_BYTES {
         return Err(DecodeError::new(
             DecodeErrorKind::Malformed,
@@ -134,22 +134,25 @@ fn decode<P: Checked>(
         Some(_) => return Err(DecodeError::schema("type: must be a string")),
         None => return Err(DecodeError::schema("type: missing")),
     };
-    if !known_type(&event_type) {
-        return Err(DecodeError::new(
+    let data = object.remove("data");
+    let head: Head = serde_path_to_error::deserialize(Value::Object(object))
+        .map_err(|e| DecodeError::schema(describe_head(&e)))?;
+    let unknown = || {
+        DecodeError::new(
             DecodeErrorKind::UnknownType,
             format!("type {event_type:?} is not known to this bridge"),
-        ));
-    }
-    let data = object
-        .remove("data")
-        .ok_or_else(|| DecodeError::schema("data: missing"))?;
-    let head: Head = serde_path_to_error::deserialize(Value::Object(object))
-        .map_err(|e| DecodeError::schema(describe(&e)))?;
-    let mut tagged = Map::new();
-    tagged.insert("type".into(), Value::String(event_type));
-    tagged.insert("data".into(), data);
-    let payload: P = serde_path_to_error::deserialize(Value::Object(tagged))
-        .map_err(|e| DecodeError::schema(describe(&e)))?;
+        )
+    };
+    let Some(data) = data else {
+        return Err(if from_parts(&event_type, Value::Null).is_none() {
+            unknown()
+        } else {
+            DecodeError::schema("data: missing")
+        });
+    };
+    let payload = from_parts(&event_type, data)
+        .ok_or_else(unknown)?
+        .map_err(DecodeError::schema)?;
     payload.check().map_err(DecodeError::schema)?;
     Ok(Envelope {
         id: head.id,
@@ -171,13 +174,15 @@ fn take_version(object: &mut Map<String, Value>) -> Result<u32, DecodeError> {
     if version != u64::from(SCHEMA_VERSION) {
         return Err(DecodeError::new(
             DecodeErrorKind::UnsupportedVersion,
-            format!("schema_version {version} is not supported (this bridge speaks {SCHEMA_VERSION})"),
+            format!(
+                "schema_version {version} is not supported (this bridge speaks {SCHEMA_VERSION})"
+            ),
         ));
     }
     Ok(SCHEMA_VERSION)
 }
 
-fn describe(error: &serde_path_to_error::Error<serde_json::Error>) -> String {
+fn describe_head(error: &serde_path_to_error::Error<serde_json::Error>) -> String {
     let path = error.path().to_string();
     if path == "." {
         error.inner().to_string()

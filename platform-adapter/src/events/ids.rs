@@ -85,8 +85,14 @@ fn check_id(value: &str) -> Result<(), String> {
     Ok(())
 }
 
-id_type!(EventId, "The unique id of one message, chosen by its sender and stable across retries.");
-id_type!(OrderKey, "Messages with the same key take effect in order: the platform id of the user concerned.");
+id_type!(
+    EventId,
+    "The unique id of one message, chosen by its sender and stable across retries."
+);
+id_type!(
+    OrderKey,
+    "Messages with the same key take effect in order: the platform id of the user concerned."
+);
 id_type!(UserId, "A user's id on the platform.");
 id_type!(PostId, "A post's id on the platform.");
 id_type!(RepostId, "A repost's id on the platform.");

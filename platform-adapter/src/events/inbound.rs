@@ -60,9 +60,13 @@ impl Validate for UserProfile {
         validate::optional_url(at, "avatar_url", self.avatar_url.as_ref())?;
         validate::optional_url(at, "header_url", self.header_url.as_ref())?;
         validate::url(at, "profile_url", &self.profile_url)?;
-        validate::list(at, "fields", &self.fields, limits::PROFILE_FIELDS, |at, f| {
-            f.validate(at)
-        })?;
+        validate::list(
+            at,
+            "fields",
+            &self.fields,
+            limits::PROFILE_FIELDS,
+            |at, f| f.validate(at),
+        )?;
         validate::optional_text(at, "language", self.language.as_ref(), limits::LANGUAGE)
     }
 }
@@ -297,13 +301,19 @@ impl Validate for Post {
         if let Some(target) = &self.quote_of {
             target.validate(&format!("{at}.quote_of"))?;
         }
-        validate::list(at, "media", &self.media, limits::MEDIA, |at, m| m.validate(at))?;
+        validate::list(at, "media", &self.media, limits::MEDIA, |at, m| {
+            m.validate(at)
+        })?;
         validate::list(at, "mentions", &self.mentions, limits::MENTIONS, |at, m| {
             m.validate(at)
         })?;
-        validate::list(at, "hashtags", &self.hashtags, limits::HASHTAGS, |at, tag| {
-            validate::required_text(at, "", tag, limits::HASHTAG)
-        })?;
+        validate::list(
+            at,
+            "hashtags",
+            &self.hashtags,
+            limits::HASHTAGS,
+            |at, tag| validate::required_text(at, "", tag, limits::HASHTAG),
+        )?;
         validate::optional_text(
             at,
             "content_warning",

@@ -23,9 +23,8 @@ pub use inbound::{
     RepostDeleted, SharingTurnedOn, UserProfile, UserRef, Visibility,
 };
 pub use outbound::{
-    BlockedByRemote, FollowerChange, Reaction, RemoteAccount, RemoteContent,
-    RemoteContentDeleted, RemovalReceipt, ReportReceived, Reporter, ServerRef, SharingState,
-    SharingStatusChanged,
+    BlockedByRemote, FollowerChange, Reaction, RemoteAccount, RemoteContent, RemoteContentDeleted,
+    RemovalReceipt, ReportReceived, Reporter, ServerRef, SharingState, SharingStatusChanged,
 };
 pub use payload::{InboundPayload, InboundType, OutboundPayload, OutboundType};
 

@@ -196,9 +196,13 @@ pub struct ReportReceived {
 
 impl Validate for ReportReceived {
     fn validate(&self, at: &str) -> Result<(), String> {
-        validate::list(at, "post_ids", &self.post_ids, limits::REPORT_POSTS, |_, _| {
-            Ok(())
-        })?;
+        validate::list(
+            at,
+            "post_ids",
+            &self.post_ids,
+            limits::REPORT_POSTS,
+            |_, _| Ok(()),
+        )?;
         match &self.reporter {
             Reporter::Server(server) => validate::required_text(
                 &format!("{at}.reporter"),
@@ -278,8 +282,12 @@ pub struct SharingStatusChanged {
 impl Validate for SharingStatusChanged {
     fn validate(&self, at: &str) -> Result<(), String> {
         validate::optional_text(at, "reason", self.reason.as_ref(), limits::REASON)?;
-        validate::list(at, "failing_gates", &self.failing_gates, limits::GATES, |at, g| {
-            validate::required_text(at, "", g, limits::GATE)
-        })
+        validate::list(
+            at,
+            "failing_gates",
+            &self.failing_gates,
+            limits::GATES,
+            |at, g| validate::required_text(at, "", g, limits::GATE),
+        )
     }
 }

@@ -14,6 +14,16 @@ use super::{
     validate::Validate,
 };
 
+/// `at.path: message` for a deserialization error inside `at`.
+pub(crate) fn describe(at: &str, error: &serde_path_to_error::Error<serde_json::Error>) -> String {
+    let path = error.path().to_string();
+    if path == "." {
+        format!("{at}: {}", error.inner())
+    } else {
+        format!("{at}.{path}: {}", error.inner())
+    }
+}
+
 /// Declares a payload enum (adjacently tagged as `type` + `data`) together with the plain
 /// enum of its type names, so that the wire names are written exactly once.
 macro_rules! vocabulary {
@@ -75,6 +85,20 @@ macro_rules! vocabulary {
                 match self {
                     $(Self::$variant(_) => $kind::$variant,)+
                 }
+            }
+
+            /// Deserializes `data` as the type named `name`: `None` if no type has that name,
+            /// otherwise the payload or a reason naming the offending field.
+            pub(crate) fn from_parts(
+                name: &str,
+                data: serde_json::Value,
+            ) -> Option<Result<Self, String>> {
+                let kind = $kind::from_wire(name)?;
+                Some(match kind {
+                    $($kind::$variant => serde_path_to_error::deserialize::<_, $data>(data)
+                        .map(Self::$variant)
+                        .map_err(|e| describe("data", &e)),)+
+                })
             }
 
             /// The bounds check: the first field that is too long or list that is too big.

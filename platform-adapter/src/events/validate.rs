@@ -14,14 +14,21 @@ pub(crate) trait Validate {
 pub(crate) fn text(at: &str, field: &str, value: &str, max: usize) -> Result<(), String> {
     let chars = value.chars().count();
     if chars > max {
-        return Err(format!("{}: {chars} characters, at most {max} allowed", path(at, field)));
+        return Err(format!(
+            "{}: {chars} characters, at most {max} allowed",
+            path(at, field)
+        ));
     }
     Ok(())
 }
 
 /// `at.field`, or `at` alone for list items that have no field name.
 fn path(at: &str, field: &str) -> String {
-    if field.is_empty() { at.to_owned() } else { format!("{at}.{field}") }
+    if field.is_empty() {
+        at.to_owned()
+    } else {
+        format!("{at}.{field}")
+    }
 }
 
 /// A string that must also not be empty.
@@ -61,7 +68,10 @@ pub(crate) fn list<T>(
     item: impl Fn(&str, &T) -> Result<(), String>,
 ) -> Result<(), String> {
     if items.len() > max {
-        return Err(format!("{at}.{field}: {} items, at most {max} allowed", items.len()));
+        return Err(format!(
+            "{at}.{field}: {} items, at most {max} allowed",
+            items.len()
+        ));
     }
     items
         .iter()
@@ -85,7 +95,10 @@ pub(crate) fn handle(at: &str, field: &str, value: &str) -> Result<(), String> {
     if shaped {
         Ok(())
     } else {
-        Err(format!("{}: {value:?} is not of the form @name@server", path(at, field)))
+        Err(format!(
+            "{}: {value:?} is not of the form @name@server",
+            path(at, field)
+        ))
     }
 }
 
