@@ -141,3 +141,19 @@ fn no_example_names_an_unknown_type() {
         }
     }
 }
+
+#[test]
+fn the_readme_shows_every_example_as_committed() {
+    let readme = fs::read_to_string(crate_dir().join("README.md")).expect("README.md");
+    for document in schema::documents() {
+        let direction = document.direction.as_str();
+        let example =
+            fs::read_to_string(example_path(direction, document.event_type)).expect("example");
+        assert!(
+            readme.contains(&format!("### `{}`", document.event_type))
+                && readme.contains(&format!("```json\n{example}```")),
+            "README.md lacks the current example of {direction} {}",
+            document.event_type
+        );
+    }
+}

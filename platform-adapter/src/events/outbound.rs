@@ -163,7 +163,7 @@ pub enum Reporter {
     /// A server's moderators, anonymously (Mastodon reports come from the instance actor).
     Server(ServerRef),
     /// A named account.
-    Account(RemoteAccount),
+    Account(Box<RemoteAccount>),
 }
 
 /// A server by host name.
