@@ -12,6 +12,18 @@ pub enum Error {
     /// The broker refused a publish (nack) or returned it as unroutable.
     #[error("publish not confirmed: {0}")]
     NotConfirmed(String),
+    /// An id was empty or too long.
+    #[error("invalid id: {0}")]
+    InvalidId(String),
+    /// A message to send broke the contract's bounds, or could not be serialized.
+    #[error("cannot encode message: {0}")]
+    Encode(String),
+    /// A received message broke the contract.
+    #[error("cannot decode message: {0}")]
+    Decode(#[from] crate::events::DecodeError),
+    /// An exchange, queue or routing key name is not usable (AMQP allows 255 bytes).
+    #[error("invalid AMQP name: {0}")]
+    InvalidName(String),
 }
 
 impl Error {
@@ -19,6 +31,7 @@ impl Error {
     pub fn is_transient(&self) -> bool {
         match self {
             Self::Amqp(_) | Self::ConnectTimeout(_) | Self::NotConfirmed(_) => true,
+            Self::InvalidId(_) | Self::Encode(_) | Self::Decode(_) | Self::InvalidName(_) => false,
         }
     }
 }
