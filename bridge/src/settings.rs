@@ -53,6 +53,8 @@ pub struct Settings {
     pub broker: BrokerSettings,
     /// ActivityPub identity and safety switches.
     pub federation: FederationSettings,
+    /// Outbound delivery.
+    pub delivery: DeliverySettings,
     /// How the platform backend authenticates.
     pub platform: PlatformSettings,
     /// Opt-in rules.
@@ -154,6 +156,28 @@ pub struct FederationSettings {
     pub allow_private_addresses: bool,
     /// Accepted clock difference of signed requests.
     pub signature_window_secs: u64,
+}
+
+/// `[delivery]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliverySettings {
+    /// Requests in flight across all hosts.
+    pub concurrency: usize,
+    /// Requests in flight to one host.
+    pub per_host_concurrency: usize,
+    /// Deliveries claimed per round.
+    pub batch_size: i64,
+    /// Lease of a claimed delivery.
+    pub lease_secs: u64,
+    /// Idle poll interval.
+    pub poll_interval_ms: u64,
+    /// Retry window.
+    pub max_age_hours: u64,
+    /// Failure run after which a host is unavailable.
+    pub unavailable_after_days: u64,
+    /// Total time of one delivery request.
+    pub request_timeout_secs: u64,
 }
 
 /// `[platform]`
@@ -306,6 +330,28 @@ impl Settings {
             }
         }
         self.federation.validate()?;
+        for (key, value) in [
+            ("delivery.concurrency", self.delivery.concurrency as u64),
+            (
+                "delivery.per_host_concurrency",
+                self.delivery.per_host_concurrency as u64,
+            ),
+            (
+                "delivery.batch_size",
+                self.delivery.batch_size.max(0) as u64,
+            ),
+            ("delivery.lease_secs", self.delivery.lease_secs),
+            ("delivery.poll_interval_ms", self.delivery.poll_interval_ms),
+            ("delivery.max_age_hours", self.delivery.max_age_hours),
+            (
+                "delivery.request_timeout_secs",
+                self.delivery.request_timeout_secs,
+            ),
+        ] {
+            if value == 0 {
+                return Err(SettingsError::invalid(key, "must be at least 1"));
+            }
+        }
         if self.federation.signature_window_secs == 0
             || self.federation.signature_window_secs > 12 * 3600
         {

@@ -4,13 +4,13 @@ use std::{collections::BTreeSet, net::TcpListener, sync::Arc, time::Duration};
 
 use actix_web::{App, HttpServer, dev::ServerHandle, web};
 use platform_adapter::connection::BrokerStatus;
-use tokio::task::JoinSet;
+use tokio::{sync::Notify, task::JoinSet};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    db::Database,
+    db::{Database, keys},
     error::Error,
-    federation::urls::Urls,
+    federation::{ClientConfig, FederationClient, urls::Urls},
     http::{self, AppState},
     settings::Settings,
     telemetry::Metrics,
@@ -71,8 +71,15 @@ impl Application {
             None
         };
 
+        // The instance actor signs fetches; it must have a key before anything is fetched.
+        db.write(|c| keys::ensure(c, None, crate::db::now_millis()).map(|_| ()))
+            .await?;
+        let client = FederationClient::new(ClientConfig::from_settings(&settings.federation)?)?;
+
         let state = AppState {
             urls: Urls::new(&settings.federation)?,
+            client,
+            delivery_wakeup: Arc::new(Notify::new()),
             settings: Arc::new(settings),
             db,
             metrics: Metrics::new()?,

@@ -80,7 +80,11 @@ pub fn claim_due(
     let due = deliveries::table
         .filter(deliveries::state.eq(DeliveryState::Pending.as_str()))
         .filter(deliveries::next_attempt_at.le(now))
-        .filter(deliveries::lease_until.is_null().or(deliveries::lease_until.lt(now)))
+        .filter(
+            deliveries::lease_until
+                .is_null()
+                .or(deliveries::lease_until.lt(now)),
+        )
         .filter(deliveries::host.ne_all(blocked_hosts))
         .order((deliveries::priority.desc(), deliveries::id.asc()))
         .limit(limit)
@@ -93,7 +97,10 @@ pub fn claim_due(
         return Ok(Vec::new());
     }
     diesel::update(deliveries::table.filter(deliveries::id.eq_any(&ids)))
-        .set((deliveries::lease_owner.eq(owner), deliveries::lease_until.eq(lease_until)))
+        .set((
+            deliveries::lease_owner.eq(owner),
+            deliveries::lease_until.eq(lease_until),
+        ))
         .execute(conn)?;
     Ok(deliveries::table
         .inner_join(activities::table)
@@ -178,7 +185,11 @@ pub fn retry_at(
 }
 
 /// Drops every pending delivery of `activity` (consent withdrawn before send time).
-pub fn drop_pending_for_activity(conn: &mut AnyConnection, activity: ActivityId, now: i64) -> Result<usize, Error> {
+pub fn drop_pending_for_activity(
+    conn: &mut AnyConnection,
+    activity: ActivityId,
+    now: i64,
+) -> Result<usize, Error> {
     Ok(diesel::update(
         deliveries::table
             .filter(deliveries::activity_id.eq(activity.0))
@@ -202,7 +213,10 @@ pub fn pending_count(conn: &mut AnyConnection) -> Result<i64, Error> {
 }
 
 /// Counts by state for one activity: (state, count).
-pub fn states_for_activity(conn: &mut AnyConnection, activity: ActivityId) -> Result<Vec<(String, i64)>, Error> {
+pub fn states_for_activity(
+    conn: &mut AnyConnection,
+    activity: ActivityId,
+) -> Result<Vec<(String, i64)>, Error> {
     Ok(deliveries::table
         .filter(deliveries::activity_id.eq(activity.0))
         .group_by(deliveries::state)

@@ -62,7 +62,10 @@ pub fn record_failure(
 ) -> Result<i32, Error> {
     let current = find(conn, host)?;
     let failures = current.as_ref().map_or(0, |h| h.consecutive_failures) + 1;
-    let first = current.as_ref().and_then(|h| h.first_failure_at).unwrap_or(now);
+    let first = current
+        .as_ref()
+        .and_then(|h| h.first_failure_at)
+        .unwrap_or(now);
     let unavailable = now - first >= unavailable_after_ms;
     let blocked = blocked_until(failures);
     if current.is_some() {
@@ -93,9 +96,17 @@ pub fn record_failure(
 }
 
 /// Blocks a host until `until` (a `Retry-After` on 429/503) without counting a failure run.
-pub fn block_until(conn: &mut AnyConnection, host: &str, until: i64, now: i64) -> Result<(), Error> {
+pub fn block_until(
+    conn: &mut AnyConnection,
+    host: &str,
+    until: i64,
+    now: i64,
+) -> Result<(), Error> {
     let updated = diesel::update(remote_hosts::table.find(host))
-        .set((remote_hosts::blocked_until.eq(until), remote_hosts::updated_at.eq(now)))
+        .set((
+            remote_hosts::blocked_until.eq(until),
+            remote_hosts::updated_at.eq(now),
+        ))
         .execute(conn)?;
     if updated == 0 {
         diesel::insert_into(remote_hosts::table)

@@ -54,3 +54,23 @@ pub fn insert(
         .execute(conn)?;
     Ok(())
 }
+
+/// The current key of `owner`, generated (RSA-2048) and stored when there is none yet.
+pub fn ensure(
+    conn: &mut AnyConnection,
+    owner: Option<UserId>,
+    now: i64,
+) -> Result<ActorKey, Error> {
+    if let Some(key) = active(conn, owner)? {
+        return Ok(key);
+    }
+    let pair = crate::federation::keys::generate_rsa_keypair()?;
+    insert(
+        conn,
+        owner,
+        &pair.public_key_pem,
+        &pair.private_key_pem,
+        now,
+    )?;
+    active(conn, owner)?.ok_or_else(|| Error::Storage("key vanished after insert".into()))
+}

@@ -72,7 +72,10 @@ pub fn inboxes_for_user(conn: &mut AnyConnection, user: UserId) -> Result<Vec<St
 }
 
 /// Distinct inboxes of servers that hold one object.
-pub fn inboxes_for_object(conn: &mut AnyConnection, object_ap_id: &str) -> Result<Vec<String>, Error> {
+pub fn inboxes_for_object(
+    conn: &mut AnyConnection,
+    object_ap_id: &str,
+) -> Result<Vec<String>, Error> {
     Ok(object_ledger::table
         .filter(object_ledger::object_ap_id.eq(object_ap_id))
         .filter(object_ledger::inbox.is_not_null())

@@ -62,7 +62,9 @@ pub fn breaker_cooldown(consecutive_failures: i32) -> Option<Duration> {
     if consecutive_failures < BREAKER_THRESHOLD {
         return None;
     }
-    let over = u32::try_from(consecutive_failures - BREAKER_THRESHOLD).unwrap_or(0).min(7);
+    let over = u32::try_from(consecutive_failures - BREAKER_THRESHOLD)
+        .unwrap_or(0)
+        .min(7);
     Some(Duration::from_secs(30u64 << over).min(Duration::from_secs(3600)))
 }
 
@@ -96,7 +98,10 @@ mod tests {
 
     #[test]
     fn backoff_grows_by_three_and_is_capped() {
-        assert_eq!(backoff(0, 0.999_999), Duration::from_secs(15).mul_f64(0.999_999_5));
+        assert_eq!(
+            backoff(0, 0.999_999),
+            Duration::from_secs(15).mul_f64(0.999_999_5)
+        );
         assert!(backoff(1, 0.0) == Duration::from_millis(22_500));
         assert!(backoff(3, 0.99) > backoff(2, 0.99));
         assert!(backoff(40, 0.99) <= CAP);
@@ -105,9 +110,18 @@ mod tests {
 
     #[test]
     fn retry_after_wins_within_bounds() {
-        assert_eq!(next_delay(0, Some(Duration::from_secs(120)), 0.5), Duration::from_secs(120));
-        assert_eq!(next_delay(0, Some(Duration::from_secs(10 * 86_400)), 0.5), RETRY_AFTER_CAP);
-        assert_eq!(next_delay(0, Some(Duration::ZERO), 0.5), Duration::from_secs(1));
+        assert_eq!(
+            next_delay(0, Some(Duration::from_secs(120)), 0.5),
+            Duration::from_secs(120)
+        );
+        assert_eq!(
+            next_delay(0, Some(Duration::from_secs(10 * 86_400)), 0.5),
+            RETRY_AFTER_CAP
+        );
+        assert_eq!(
+            next_delay(0, Some(Duration::ZERO), 0.5),
+            Duration::from_secs(1)
+        );
     }
 
     #[test]

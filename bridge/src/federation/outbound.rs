@@ -96,7 +96,16 @@ pub fn publish_post(
         object: note.embedded(),
     };
     let inboxes = follows::follower_inboxes(conn, author.id)?;
-    store(conn, &activity, author, Some(&object_id), Priority::Content, &inboxes, now).map(Some)
+    store(
+        conn,
+        &activity,
+        author,
+        Some(&object_id),
+        Priority::Content,
+        &inboxes,
+        now,
+    )
+    .map(Some)
 }
 
 /// Sends an edit of a post that already federated. An edit never federates a post for the
@@ -131,7 +140,16 @@ pub fn update_post(
         follows::follower_inboxes(conn, author.id)?,
         ledger::inboxes_for_object(conn, &object_id)?,
     );
-    store(conn, &activity, author, Some(&object_id), Priority::Content, &inboxes, now).map(Some)
+    store(
+        conn,
+        &activity,
+        author,
+        Some(&object_id),
+        Priority::Content,
+        &inboxes,
+        now,
+    )
+    .map(Some)
 }
 
 /// Takes a federated post back: `Delete` with a Tombstone to its followers and to every
@@ -167,11 +185,25 @@ pub fn retract_post(
         follows::follower_inboxes(conn, author.id)?,
         ledger::inboxes_for_object(conn, &object_id)?,
     );
-    store(conn, &activity, author, Some(&object_id), Priority::Removal, &inboxes, now).map(Some)
+    store(
+        conn,
+        &activity,
+        author,
+        Some(&object_id),
+        Priority::Removal,
+        &inboxes,
+        now,
+    )
+    .map(Some)
 }
 
 /// Sends the user's changed profile (`Update(Person)`) to their followers.
-pub fn update_actor(conn: &mut AnyConnection, user: &User, urls: &Urls, now: i64) -> Result<Option<ActivityId>, Error> {
+pub fn update_actor(
+    conn: &mut AnyConnection,
+    user: &User,
+    urls: &Urls,
+    now: i64,
+) -> Result<Option<ActivityId>, Error> {
     if user.sharing() == SharingState::Off {
         return Ok(None);
     }
@@ -196,11 +228,25 @@ pub fn update_actor(conn: &mut AnyConnection, user: &User, urls: &Urls, now: i64
         object: person,
     };
     let inboxes = follows::follower_inboxes(conn, user.id)?;
-    store(conn, &activity, user, Some(&actor), Priority::Content, &inboxes, now).map(Some)
+    store(
+        conn,
+        &activity,
+        user,
+        Some(&actor),
+        Priority::Content,
+        &inboxes,
+        now,
+    )
+    .map(Some)
 }
 
 /// Deletes the actor everywhere it went (opt-out): followers and every server in the ledger.
-pub fn delete_actor(conn: &mut AnyConnection, user: &User, urls: &Urls, now: i64) -> Result<Option<ActivityId>, Error> {
+pub fn delete_actor(
+    conn: &mut AnyConnection,
+    user: &User,
+    urls: &Urls,
+    now: i64,
+) -> Result<Option<ActivityId>, Error> {
     let actor = urls.actor(&user.platform_user_id).to_string();
     let activity = Activity {
         context: Context,
@@ -217,7 +263,16 @@ pub fn delete_actor(conn: &mut AnyConnection, user: &User, urls: &Urls, now: i64
         follows::follower_inboxes(conn, user.id)?,
         ledger::inboxes_for_user(conn, user.id)?,
     );
-    store(conn, &activity, user, Some(&actor), Priority::Removal, &inboxes, now).map(Some)
+    store(
+        conn,
+        &activity,
+        user,
+        Some(&actor),
+        Priority::Removal,
+        &inboxes,
+        now,
+    )
+    .map(Some)
 }
 
 /// Answers a `Follow`: `Accept` or `Reject` to the follower's own inbox.
@@ -234,7 +289,11 @@ pub fn answer_follow(
     let activity = Activity {
         context: Context,
         id: new_activity_id(urls),
-        kind: if accept { ActivityType::Accept } else { ActivityType::Reject },
+        kind: if accept {
+            ActivityType::Accept
+        } else {
+            ActivityType::Reject
+        },
         actor: actor.clone(),
         to: vec![follower.ap_id.clone()],
         cc: Vec::new(),
@@ -247,5 +306,13 @@ pub fn answer_follow(
             "object": actor,
         }),
     };
-    store(conn, &activity, user, Some(follow_activity_id), Priority::Response, &[follower.inbox.clone()], now)
+    store(
+        conn,
+        &activity,
+        user,
+        Some(follow_activity_id),
+        Priority::Response,
+        &[follower.inbox.clone()],
+        now,
+    )
 }

@@ -20,7 +20,14 @@ use actix_web::{
 use platform_adapter::connection::BrokerStatus;
 use tokio_util::sync::CancellationToken;
 
-use crate::{db::Database, federation::urls::Urls, settings::Settings, telemetry::Metrics};
+use tokio::sync::Notify;
+
+use crate::{
+    db::Database,
+    federation::{FederationClient, urls::Urls},
+    settings::Settings,
+    telemetry::Metrics,
+};
 
 /// Everything a request handler may need, built once per application.
 #[derive(Clone)]
@@ -31,6 +38,10 @@ pub struct AppState {
     pub db: Database,
     /// The URL scheme.
     pub urls: Urls,
+    /// The only door to remote servers.
+    pub client: FederationClient,
+    /// Notified when deliveries were queued, so the delivery role starts at once.
+    pub delivery_wakeup: Arc<Notify>,
     /// Metrics registry.
     pub metrics: Metrics,
     /// Broker reachability, when a broker is configured.
