@@ -312,7 +312,7 @@ pub fn answer_follow(
         user,
         Some(follow_activity_id),
         Priority::Response,
-        &[follower.inbox.clone()],
+        std::slice::from_ref(&follower.inbox),
         now,
     )
 }
