@@ -9,10 +9,12 @@ pub mod delivery;
 pub mod error;
 pub mod federation;
 pub mod http;
+pub mod ingest;
 pub mod opt_in;
 pub mod settings;
 pub mod startup;
 pub mod telemetry;
+pub mod to_platform;
 
 pub use error::Error;
 pub use settings::Settings;

@@ -3,6 +3,8 @@
 //! `off → on → paused → on …`, `on | paused → off`. Only a user who is `on` federates.
 
 mod gates;
+pub mod lifecycle;
+pub mod receipt;
 
 pub use gates::{Gate, failing_gates};
 
