@@ -11,6 +11,7 @@ pub mod federation;
 pub mod http;
 pub mod ingest;
 pub mod opt_in;
+pub mod relay;
 pub mod settings;
 pub mod startup;
 pub mod telemetry;

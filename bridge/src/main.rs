@@ -35,6 +35,32 @@ enum Command {
     Migrate,
     /// Validate the configuration and connect to the database and the broker.
     Check,
+    /// Platform events: send them, inspect and replay the dead-letter queue.
+    Events {
+        #[command(subcommand)]
+        command: EventsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum EventsCommand {
+    /// Send event files (JSON envelopes, as in platform-adapter/examples/inbound) through
+    /// the configured transport: the broker when one is configured, otherwise straight into
+    /// the bridge's sink.
+    Publish {
+        /// Event files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// List the dead-letter queue, or replay it.
+    DeadLetters {
+        /// Replay every dead letter (`all`) or the given message ids, instead of listing.
+        #[arg(long, value_delimiter = ',')]
+        replay: Vec<String>,
+        /// How many to list.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
 }
 
 fn main() -> ExitCode {
@@ -62,6 +88,7 @@ fn main() -> ExitCode {
             Command::Serve { roles } => serve(settings, &roles).await,
             Command::Migrate => migrate(&settings).await,
             Command::Check => check(&settings).await,
+            Command::Events { command } => events(&settings, command).await,
         }
     });
     match result {
@@ -150,4 +177,142 @@ async fn check(settings: &Settings) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+fn topology(settings: &Settings) -> anyhow::Result<platform_adapter::Topology> {
+    let b = &settings.broker;
+    Ok(platform_adapter::Topology::new(
+        &b.events_exchange,
+        &b.events_queue,
+        &b.outbound_exchange,
+    )?)
+}
+
+async fn events(settings: &Settings, command: EventsCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        EventsCommand::Publish { files } => publish_events(settings, &files).await,
+        EventsCommand::DeadLetters { replay, limit } => {
+            dead_letters(settings, &replay, limit).await
+        }
+    }
+}
+
+async fn publish_events(settings: &Settings, files: &[PathBuf]) -> anyhow::Result<ExitCode> {
+    let mut failed = 0;
+    let broker_url = settings
+        .broker
+        .enabled()
+        .then(|| settings.broker.url.trim().to_owned());
+    let publisher = broker_url
+        .as_ref()
+        .map(|url| platform_adapter::Publisher::new(url.clone(), "fedibridge-cli"));
+    if let Some(url) = &broker_url
+        && settings.broker.declare_topology
+    {
+        topology(settings)?.declare_at(url).await?;
+    }
+    let sink = match &publisher {
+        Some(_) => None,
+        None => {
+            let db = Database::new(&settings.database)?;
+            db.migrate().await?;
+            Some(bridge::ingest::Ingest::new(
+                db,
+                bridge::federation::urls::Urls::new(&settings.federation)?,
+                std::sync::Arc::new(settings.clone()),
+                std::sync::Arc::new(tokio::sync::Notify::new()),
+            ))
+        }
+    };
+    for file in files {
+        let shown = file.display();
+        let bytes = match std::fs::read(file) {
+            Ok(bytes) => bytes,
+            Err(error) => {
+                failed += 1;
+                println!("{shown}: cannot read: {error}");
+                continue;
+            }
+        };
+        let event = match platform_adapter::decode_inbound(&bytes) {
+            Ok(event) => event,
+            Err(error) => {
+                failed += 1;
+                println!(
+                    "{shown}: refused ({}): {}",
+                    error.kind.as_str(),
+                    error.reason
+                );
+                continue;
+            }
+        };
+        let (kind, id) = (event.routing_key(), event.id.as_str().to_owned());
+        let outcome = match (&publisher, &sink) {
+            (Some(publisher), _) => publisher
+                .publish(&settings.broker.events_exchange, kind, &id, &bytes, &[])
+                .await
+                .map(|()| "published to the broker".to_owned())
+                .map_err(anyhow::Error::from),
+            (None, Some(sink)) => sink
+                .apply(event)
+                .await
+                .map(|handled| format!("{handled:?}").to_lowercase())
+                .map_err(anyhow::Error::from),
+            (None, None) => Err(anyhow::anyhow!("no transport")),
+        };
+        match outcome {
+            Ok(result) => println!("{shown}: {kind} {id}: {result}"),
+            Err(error) => {
+                failed += 1;
+                println!("{shown}: {kind} {id}: FAILED: {error:#}");
+            }
+        }
+    }
+    if let Some(publisher) = publisher {
+        publisher.close().await;
+    }
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+async fn dead_letters(
+    settings: &Settings,
+    replay: &[String],
+    limit: usize,
+) -> anyhow::Result<ExitCode> {
+    if !settings.broker.enabled() {
+        println!(
+            "no broker configured: events sent over HTTP are refused at once, so there is no dead-letter queue"
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    let letters =
+        platform_adapter::DeadLetters::open(settings.broker.url.trim(), topology(settings)?)
+            .await?;
+    if replay.is_empty() {
+        let count = letters.count().await?;
+        println!("{count} dead letter(s)");
+        for letter in letters.list(limit).await? {
+            println!(
+                "{}\t{}\t{}\t{}",
+                letter.message_id.as_deref().unwrap_or("-"),
+                letter.event_type.as_deref().unwrap_or(&letter.routing_key),
+                letter.kind.as_deref().unwrap_or("-"),
+                letter.reason.as_deref().unwrap_or("-"),
+            );
+        }
+    } else {
+        let selection = if replay.iter().any(|r| r == "all") {
+            platform_adapter::ReplaySelection::All
+        } else {
+            platform_adapter::ReplaySelection::MessageIds(replay.to_vec())
+        };
+        let replayed = letters.replay(&selection).await?;
+        println!("{replayed} dead letter(s) replayed");
+    }
+    letters.close().await;
+    Ok(ExitCode::SUCCESS)
 }

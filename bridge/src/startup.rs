@@ -3,7 +3,7 @@
 use std::{collections::BTreeSet, net::TcpListener, sync::Arc, time::Duration};
 
 use actix_web::{App, HttpServer, dev::ServerHandle, web};
-use platform_adapter::connection::BrokerStatus;
+use platform_adapter::{Consumer, ConsumerConfig, Topology, connection::BrokerStatus};
 use tokio::{sync::Notify, task::JoinSet};
 use tokio_util::sync::CancellationToken;
 
@@ -12,6 +12,8 @@ use crate::{
     error::Error,
     federation::{ClientConfig, FederationClient, urls::Urls},
     http::{self, AppState},
+    ingest::Ingest,
+    relay,
     settings::Settings,
     telemetry::Metrics,
 };
@@ -59,17 +61,18 @@ impl Application {
 
         let shutdown = CancellationToken::new();
         let mut tasks = JoinSet::new();
-        let broker = if settings.broker.enabled() {
-            let status = BrokerStatus::default();
+        // With a consumer, its own connection tells whether the broker is up; otherwise a
+        // small monitor connection does, for /readyz.
+        let broker = settings.broker.enabled().then(BrokerStatus::default);
+        if let Some(status) = &broker
+            && !roles.contains(&Role::Consumer)
+        {
             tasks.spawn(platform_adapter::connection::monitor(
                 settings.broker.url.trim().to_owned(),
                 status.clone(),
                 shutdown.clone(),
             ));
-            Some(status)
-        } else {
-            None
-        };
+        }
 
         // The instance actor signs fetches; it must have a key before anything is fetched.
         db.write(|c| keys::ensure(c, None, crate::db::now_millis()).map(|_| ()))
@@ -86,6 +89,36 @@ impl Application {
             broker,
             shutdown,
         };
+
+        if let Some(status) = &state.broker {
+            let broker = &state.settings.broker;
+            if roles.contains(&Role::Consumer) {
+                let topology = Topology::new(
+                    &broker.events_exchange,
+                    &broker.events_queue,
+                    &broker.outbound_exchange,
+                )?;
+                let mut config = ConsumerConfig::new(broker.url.trim(), topology);
+                config.declare_topology = broker.declare_topology;
+                config.prefetch = broker.prefetch;
+                config.shutdown_grace = state.settings.server.shutdown_timeout();
+                let sink = Arc::new(Ingest::new(
+                    state.db.clone(),
+                    state.urls.clone(),
+                    state.settings.clone(),
+                    state.delivery_wakeup.clone(),
+                ));
+                let consumer = Consumer::new(config, sink).with_status(status.clone());
+                tasks.spawn(consumer.run(state.shutdown.clone()));
+            }
+            if roles.contains(&Role::Relay) {
+                tasks.spawn(relay::run(
+                    state.db.clone(),
+                    broker.clone(),
+                    state.shutdown.clone(),
+                ));
+            }
+        }
 
         let (server, port) = if roles.contains(&Role::Http) {
             let (server, port) = Self::http_server(&state)?;

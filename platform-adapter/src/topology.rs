@@ -72,6 +72,16 @@ impl Topology {
         format!("{}.dlx", self.events_queue)
     }
 
+    /// Connects to `url`, declares everything and disconnects (for processes that publish
+    /// but do not consume, so the exchanges exist before the first publish).
+    pub async fn declare_at(&self, url: &str) -> Result<(), Error> {
+        let connection = crate::connection::connect(url, "fedibridge-topology").await?;
+        let channel = connection.create_channel().await?;
+        self.declare(&channel).await?;
+        connection.close(200, "topology declared".into()).await?;
+        Ok(())
+    }
+
     /// Declares everything, durably. Idempotent while the arguments stay the same.
     pub async fn declare(&self, channel: &Channel) -> Result<(), Error> {
         let durable = ExchangeDeclareOptions {

@@ -6,6 +6,8 @@
 
 pub mod peer;
 
+pub mod events;
+
 use std::{collections::HashMap, time::Duration};
 
 use bridge::{Application, Role, Settings};
@@ -141,6 +143,7 @@ pub fn test_settings(db: &TestDatabase, overrides: &[(&str, &str)]) -> Settings 
             "2".into(),
         ),
         ("FEDIBRIDGE__LOG__LEVEL".into(), "warn".into()),
+        ("FEDIBRIDGE__PLATFORM__API_TOKEN".into(), API_TOKEN.into()),
     ]);
     for (key, value) in overrides {
         env.insert((*key).to_owned(), (*value).to_owned());
@@ -158,7 +161,14 @@ pub struct TestApp {
     pub task: tokio::task::JoinHandle<Result<(), bridge::Error>>,
     /// HTTP client for requests to the app.
     pub client: reqwest::Client,
+    /// The app's database, for assertions and set-up.
+    pub db: bridge::db::Database,
+    /// The app's URL scheme.
+    pub urls: bridge::federation::urls::Urls,
 }
+
+/// The bearer token `test_settings_with_api` configures.
+pub const API_TOKEN: &str = "test-platform-token";
 
 impl TestApp {
     /// Starts every role with `settings`.
@@ -174,6 +184,8 @@ impl TestApp {
             .expect("application builds");
         let port = app.port().expect("HTTP role enabled");
         let shutdown = app.shutdown_token();
+        let db = app.state().db.clone();
+        let urls = app.state().urls.clone();
         let task = tokio::spawn(app.run_until_stopped());
         Self {
             address: format!("http://127.0.0.1:{port}"),
@@ -183,7 +195,30 @@ impl TestApp {
                 .timeout(Duration::from_secs(10))
                 .build()
                 .expect("HTTP client"),
+            db,
+            urls,
         }
+    }
+
+    /// GET `path` asking for ActivityStreams JSON.
+    pub async fn ap_get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.address))
+            .header("Accept", "application/activity+json")
+            .send()
+            .await
+            .expect("request reaches the app")
+    }
+
+    /// POSTs one platform event to the HTTP ingest endpoint with the test token.
+    pub async fn send_event(&self, event: &serde_json::Value) -> reqwest::Response {
+        self.client
+            .post(format!("{}/api/v1/events", self.address))
+            .bearer_auth(API_TOKEN)
+            .json(event)
+            .send()
+            .await
+            .expect("request reaches the app")
     }
 
     /// GET `path` on the app.

@@ -2,6 +2,7 @@
 
 mod actors;
 mod error;
+mod events;
 mod health;
 mod metrics;
 mod negotiate;
@@ -57,7 +58,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(webfinger::configure)
         .configure(nodeinfo::configure)
         .configure(actors::configure)
-        .configure(objects::configure);
+        .configure(objects::configure)
+        .configure(events::configure);
 }
 
 /// Records request counts and latency by route pattern (never by raw path, which an

@@ -1,0 +1,350 @@
+//! The platform contract end to end over HTTP (the embedded default): events become users,
+//! sharing states, Notes and activities; nothing leaks; duplicates and bad events are safe.
+
+use bridge::db::{outbox, schema};
+use diesel::prelude::*;
+use integration_tests::{TestApp, TestDatabase, events, test_settings};
+use serde_json::Value;
+
+async fn result_of(app: &TestApp, event: &Value) -> String {
+    let response = app.send_event(event).await;
+    let status = response.status();
+    let body: Value = response.json().await.expect("JSON");
+    assert_eq!(status, 200, "{body}");
+    body["result"].as_str().expect("result").to_owned()
+}
+
+async fn activity_kinds(app: &TestApp) -> Vec<String> {
+    app.db
+        .run(|c| {
+            Ok(schema::activities::table
+                .order(schema::activities::id.asc())
+                .select(schema::activities::kind)
+                .load(c)?)
+        })
+        .await
+        .expect("activities")
+}
+
+async fn outbox_types(app: &TestApp) -> Vec<String> {
+    app.db
+        .run(|c| {
+            Ok(outbox::after(c, 0, 1000)?
+                .into_iter()
+                .map(|m| m.message_type)
+                .collect())
+        })
+        .await
+        .expect("outbox")
+}
+
+macro_rules! on_both_backends {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test]
+            async fn sqlite() {
+                if let Some(db) =
+                    integration_tests::TestDatabase::new(integration_tests::Backend::Sqlite)
+                {
+                    super::$name(db).await;
+                }
+            }
+            #[tokio::test]
+            async fn postgres() {
+                if let Some(db) =
+                    integration_tests::TestDatabase::new(integration_tests::Backend::Postgres)
+                {
+                    super::$name(db).await;
+                }
+            }
+        }
+    };
+}
+
+async fn lifecycle_from_events(db: TestDatabase) {
+    let app = TestApp::spawn(test_settings(&db, &[])).await;
+    let handle = format!(
+        "/.well-known/webfinger?resource=acct:ada@{}",
+        app.urls.domain()
+    );
+
+    assert_eq!(
+        result_of(&app, &events::eligible_user("e1", "u1", "ada")).await,
+        "applied"
+    );
+    // Known but not sharing: invisible.
+    assert_eq!(app.get(&handle).await.status(), 404);
+    assert_eq!(app.ap_get("/users/u1").await.status(), 404);
+    // A post of a user who does not share is not even stored.
+    assert_eq!(
+        result_of(
+            &app,
+            &events::post("e2", "post.created", "u1", "p0", "before", "public")
+        )
+        .await,
+        "ignored"
+    );
+
+    assert_eq!(
+        result_of(&app, &events::sharing_on("e3", "u1")).await,
+        "applied"
+    );
+    assert_eq!(app.get(&handle).await.status(), 200);
+    let actor: Value = app.ap_get("/users/u1").await.json().await.expect("actor");
+    assert_eq!(actor["type"], "Person");
+    assert_eq!(actor["preferredUsername"], "ada");
+    assert!(
+        actor["publicKey"]["publicKeyPem"]
+            .as_str()
+            .is_some_and(|k| k.contains("BEGIN PUBLIC KEY"))
+    );
+
+    // Public post: Create stored, Note served.
+    assert_eq!(
+        result_of(
+            &app,
+            &events::post("e4", "post.created", "u1", "p1", "hello #rust", "public")
+        )
+        .await,
+        "applied"
+    );
+    let note = app.ap_get("/posts/p1").await;
+    assert_eq!(note.status(), 200);
+    let note: Value = note.json().await.expect("note");
+    assert_eq!(note["type"], "Note");
+    assert!(note["content"].as_str().expect("content").contains("hello"));
+    assert_eq!(
+        note["to"][0],
+        "https://www.w3.org/ns/activitystreams#Public"
+    );
+
+    // Followers-only post: stored, never served, no activity.
+    assert_eq!(
+        result_of(
+            &app,
+            &events::post("e5", "post.created", "u1", "p2", "secret", "followers")
+        )
+        .await,
+        "applied"
+    );
+    assert_eq!(app.ap_get("/posts/p2").await.status(), 404);
+    // An edit making it public does not federate it: only new public posts do.
+    assert_eq!(
+        result_of(
+            &app,
+            &events::post("e6", "post.updated", "u1", "p2", "secret", "public")
+        )
+        .await,
+        "applied"
+    );
+    assert_eq!(app.ap_get("/posts/p2").await.status(), 404);
+
+    // Edit of the federated post: Update. Going private: Delete, then 410.
+    assert_eq!(
+        result_of(
+            &app,
+            &events::post("e7", "post.updated", "u1", "p1", "hello again", "public")
+        )
+        .await,
+        "applied"
+    );
+    assert_eq!(
+        result_of(
+            &app,
+            &events::post("e8", "post.updated", "u1", "p1", "now private", "private")
+        )
+        .await,
+        "applied"
+    );
+    assert_eq!(app.ap_get("/posts/p1").await.status(), 410);
+    assert_eq!(
+        activity_kinds(&app).await,
+        vec!["Create", "Update", "Delete"]
+    );
+
+    // Duplicates have no second effect.
+    assert_eq!(
+        result_of(
+            &app,
+            &events::post("e4", "post.created", "u1", "p1", "hello #rust", "public")
+        )
+        .await,
+        "duplicate"
+    );
+    assert_eq!(activity_kinds(&app).await.len(), 3);
+
+    // Turning off: actor and WebFinger gone.
+    assert_eq!(
+        result_of(&app, &events::sharing_off("e9", "u1")).await,
+        "applied"
+    );
+    assert_eq!(app.get(&handle).await.status(), 410);
+    let gone = app.ap_get("/users/u1").await;
+    assert_eq!(gone.status(), 410);
+    let tombstone: Value = gone.json().await.expect("tombstone");
+    assert_eq!(tombstone["type"], "Tombstone");
+    assert_eq!(
+        activity_kinds(&app).await.last().map(String::as_str),
+        Some("Delete")
+    );
+    // After opt-out nothing new federates.
+    assert_eq!(
+        result_of(
+            &app,
+            &events::post("e10", "post.created", "u1", "p3", "later", "public")
+        )
+        .await,
+        "ignored"
+    );
+    assert_eq!(app.ap_get("/posts/p3").await.status(), 404);
+
+    let types = outbox_types(&app).await;
+    assert!(
+        types
+            .iter()
+            .filter(|t| *t == "sharing.status_changed")
+            .count()
+            >= 2,
+        "{types:?}"
+    );
+    app.stop().await.expect("stop");
+}
+on_both_backends!(lifecycle_from_events);
+
+async fn eligibility_pauses_and_resumes(db: TestDatabase) {
+    let app = TestApp::spawn(test_settings(&db, &[])).await;
+    result_of(&app, &events::eligible_user("e1", "u1", "bea")).await;
+    result_of(&app, &events::sharing_on("e2", "u1")).await;
+    // Going private pauses at once: the actor shows as unavailable, nothing new federates.
+    let private = events::user(
+        "e3",
+        "user.updated",
+        "u1",
+        "bea",
+        false,
+        true,
+        false,
+        "2026-01-02T00:00:00Z",
+    );
+    result_of(&app, &private).await;
+    let actor: Value = app.ap_get("/users/u1").await.json().await.expect("actor");
+    assert_eq!(actor["suspended"], true, "{actor}");
+    assert!(actor.get("summary").is_none());
+    assert_eq!(
+        app.get(&format!(
+            "/.well-known/webfinger?resource=acct:bea@{}",
+            app.urls.domain()
+        ))
+        .await
+        .status(),
+        404
+    );
+    result_of(
+        &app,
+        &events::post("e4", "post.created", "u1", "p1", "while paused", "public"),
+    )
+    .await;
+    assert_eq!(app.ap_get("/posts/p1").await.status(), 404);
+    // A late, older profile event does not undo the newer one.
+    let stale = events::user(
+        "e5",
+        "user.updated",
+        "u1",
+        "bea",
+        true,
+        true,
+        false,
+        "2026-01-01T12:00:00Z",
+    );
+    assert_eq!(result_of(&app, &stale).await, "ignored");
+    // Public again: resumed.
+    let public = events::user(
+        "e6",
+        "user.updated",
+        "u1",
+        "bea",
+        true,
+        true,
+        false,
+        "2026-01-03T00:00:00Z",
+    );
+    result_of(&app, &public).await;
+    let actor: Value = app.ap_get("/users/u1").await.json().await.expect("actor");
+    assert!(actor.get("suspended").is_none(), "{actor}");
+    let feed: Value = app
+        .client
+        .get(format!("{}/api/v1/feed?after=0", app.address))
+        .bearer_auth(integration_tests::API_TOKEN)
+        .send()
+        .await
+        .expect("feed")
+        .json()
+        .await
+        .expect("JSON");
+    let states: Vec<&str> = feed["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .filter(|m| m["type"] == "sharing.status_changed")
+        .filter_map(|m| m["data"]["state"].as_str())
+        .collect();
+    assert_eq!(states, vec!["on", "paused", "on"], "{feed}");
+    assert_eq!(feed["messages"][0]["data"]["user_id"], "u1");
+    app.stop().await.expect("stop");
+}
+on_both_backends!(eligibility_pauses_and_resumes);
+
+#[tokio::test]
+async fn bad_events_and_bad_tokens_are_refused_without_effect() {
+    let db = TestDatabase::sqlite();
+    let app = TestApp::spawn(test_settings(&db, &[])).await;
+    let no_token = app
+        .client
+        .post(format!("{}/api/v1/events", app.address))
+        .json(&events::eligible_user("e1", "u1", "cy"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(no_token.status(), 401);
+
+    let mut unknown = events::eligible_user("e2", "u1", "cy");
+    unknown["type"] = "user.exploded".into();
+    let mut version = events::eligible_user("e3", "u1", "cy");
+    version["schema_version"] = 99.into();
+    let mut missing = events::eligible_user("e4", "u1", "cy");
+    missing["data"]
+        .as_object_mut()
+        .expect("object")
+        .remove("username");
+    for (event, kind) in [
+        (unknown, "unknown_type"),
+        (version, "unsupported_version"),
+        (missing, "schema_violation"),
+    ] {
+        let response = app.send_event(&event).await;
+        assert_eq!(response.status(), 400);
+        let body: Value = response.json().await.expect("JSON");
+        assert_eq!(body["error"], kind, "{body}");
+    }
+    let garbage = app
+        .client
+        .post(format!("{}/api/v1/events", app.address))
+        .bearer_auth(integration_tests::API_TOKEN)
+        .body("{not json")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(garbage.status(), 400);
+    let users: i64 = app
+        .db
+        .run(|c| Ok(schema::users::table.count().get_result(c)?))
+        .await
+        .expect("count");
+    assert_eq!(users, 0, "nothing was stored");
+    // And the stream goes on.
+    assert_eq!(
+        result_of(&app, &events::eligible_user("e5", "u1", "cy")).await,
+        "applied"
+    );
+    app.stop().await.expect("stop");
+}
