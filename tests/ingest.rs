@@ -221,9 +221,10 @@ async fn eligibility_pauses_and_resumes(db: TestDatabase) {
         "user.updated",
         "u1",
         "bea",
-        false,
-        true,
-        false,
+        events::Facts {
+            public: false,
+            ..events::ELIGIBLE
+        },
         "2026-01-02T00:00:00Z",
     );
     result_of(&app, &private).await;
@@ -251,9 +252,7 @@ async fn eligibility_pauses_and_resumes(db: TestDatabase) {
         "user.updated",
         "u1",
         "bea",
-        true,
-        true,
-        false,
+        events::ELIGIBLE,
         "2026-01-01T12:00:00Z",
     );
     assert_eq!(result_of(&app, &stale).await, "ignored");
@@ -263,9 +262,7 @@ async fn eligibility_pauses_and_resumes(db: TestDatabase) {
         "user.updated",
         "u1",
         "bea",
-        true,
-        true,
-        false,
+        events::ELIGIBLE,
         "2026-01-03T00:00:00Z",
     );
     result_of(&app, &public).await;

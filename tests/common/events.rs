@@ -13,15 +13,31 @@ fn envelope(id: &str, kind: &str, order_key: &str, occurred_at: &str, data: Valu
     })
 }
 
+/// Eligibility facts of a user.
+#[derive(Debug, Clone, Copy)]
+pub struct Facts {
+    /// Public profile.
+    pub public: bool,
+    /// Adult.
+    pub adult: bool,
+    /// Suspended.
+    pub suspended: bool,
+}
+
+/// Facts that pass every gate.
+pub const ELIGIBLE: Facts = Facts {
+    public: true,
+    adult: true,
+    suspended: false,
+};
+
 /// `user.created` / `user.updated` with the given eligibility facts.
 pub fn user(
     id: &str,
     kind: &str,
     uid: &str,
     username: &str,
-    public: bool,
-    adult: bool,
-    suspended: bool,
+    facts: Facts,
     occurred_at: &str,
 ) -> Value {
     envelope(
@@ -39,9 +55,9 @@ pub fn user(
             "profile_url": format!("https://platform.example/@{username}"),
             "fields": [],
             "language": "en",
-            "public_profile": public,
-            "adult": adult,
-            "suspended": suspended,
+            "public_profile": facts.public,
+            "adult": facts.adult,
+            "suspended": facts.suspended,
             "account_created_at": "2020-01-01T00:00:00Z",
         }),
     )
