@@ -70,9 +70,7 @@ pub fn eligible_user(id: &str, uid: &str, username: &str) -> Value {
         "user.created",
         uid,
         username,
-        true,
-        true,
-        false,
+        ELIGIBLE,
         "2026-01-01T00:00:00Z",
     )
 }
