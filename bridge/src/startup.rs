@@ -101,6 +101,8 @@ impl Application {
                 let mut config = ConsumerConfig::new(broker.url.trim(), topology);
                 config.declare_topology = broker.declare_topology;
                 config.prefetch = broker.prefetch;
+                // Named after its queue so operators (and tests) can tell consumers apart.
+                config.connection_name = format!("fedibridge-consumer-{}", broker.events_queue);
                 config.shutdown_grace = state.settings.server.shutdown_timeout();
                 let sink = Arc::new(Ingest::new(
                     state.db.clone(),
