@@ -87,6 +87,10 @@ impl Application {
             shutdown,
         };
 
+        if roles.contains(&Role::Delivery) {
+            tasks.spawn(crate::delivery::run(state.clone()));
+        }
+
         let (server, port) = if roles.contains(&Role::Http) {
             let (server, port) = Self::http_server(&state)?;
             let handle = server.handle();
