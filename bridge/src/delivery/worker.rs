@@ -42,9 +42,9 @@ const CLAIM_ERROR_PAUSE: Duration = Duration::from_secs(1);
 pub async fn run(state: AppState) {
     let worker = Worker::new(&state);
     tracing::info!(owner = %worker.owner, "delivery role started");
-    let maintenance = tokio::spawn(maintain(state.clone()));
-    worker.run().await;
-    maintenance.abort();
+    // Both end on the shutdown token; joined in one task, so that dropping the role (a
+    // crash, an abort) stops both.
+    tokio::join!(worker.run(), maintain(state.clone()));
     tracing::info!("delivery role stopped");
 }
 
