@@ -21,11 +21,15 @@ use bridge::{
         schema::deliveries as deliveries_table,
         users::{self, ProfileInput, User},
     },
-    federation::{begin_verify, urls::Urls},
+    federation::{begin_verify, outbound, urls::Urls},
     opt_in::SharingState,
 };
 use diesel::prelude::*;
-use integration_tests::{Backend, TestDatabase, test_settings};
+use integration_tests::{
+    Backend, TestDatabase,
+    peer::{ActivityKind, RemotePeer},
+    test_settings,
+};
 use serde_json::json;
 
 /// What a fake inbox answers to one request.
@@ -302,6 +306,16 @@ async fn sharing_user(db: &Database, platform_id: &str) -> (User, String) {
 
 /// A public, already federated post.
 async fn federated_post(db: &Database, user: &User, platform_post_id: &str) -> posts::Post {
+    public_post(db, user, platform_post_id, FederationState::Federated).await
+}
+
+/// A public post in federation state `state`.
+async fn public_post(
+    db: &Database,
+    user: &User,
+    platform_post_id: &str,
+    state: FederationState,
+) -> posts::Post {
     let (author, id) = (user.id, platform_post_id.to_owned());
     db.write(move |c| {
         let now = bridge::db::now_millis();
@@ -331,7 +345,7 @@ async fn federated_post(db: &Database, user: &User, platform_post_id: &str) -> p
             },
             now,
         )?;
-        posts::set_federation_state(c, post.id, FederationState::Federated, now)?;
+        posts::set_federation_state(c, post.id, state, now)?;
         Ok(posts::find(c, post.id)?.expect("post"))
     })
     .await
@@ -1001,4 +1015,83 @@ async fn two_processes_share_the_queue_without_double_delivery() {
     for server in servers {
         server.stop().await;
     }
+}
+
+on_both_backends!(an_independent_peer_accepts_our_create, peer_body);
+async fn peer_body(test_db: TestDatabase) {
+    let peer = RemotePeer::start("bob").await;
+    // The peer's library accepts only DNS host names, so our actor lives at localhost:PORT.
+    let port = dead_port();
+    let (bind, base, domain) = (
+        format!("127.0.0.1:{port}"),
+        format!("http://localhost:{port}"),
+        format!("localhost:{port}"),
+    );
+    let settings = settings(
+        &test_db,
+        &[
+            ("FEDIBRIDGE__SERVER__BIND", &bind),
+            ("FEDIBRIDGE__FEDERATION__BASE_URL", &base),
+            ("FEDIBRIDGE__FEDERATION__DOMAIN", &domain),
+        ],
+    );
+    let urls = Urls::new(&settings.federation).expect("urls");
+    let db = database(&settings).await;
+    let (alice, _) = sharing_user(&db, "alice").await;
+    let post = public_post(&db, &alice, "hello", FederationState::Never).await;
+    let note = urls.note(&post.platform_post_id);
+    let follower = RemoteActorInput {
+        ap_id: peer.actor_id().to_string(),
+        host: peer.domain(),
+        kind: "Person".into(),
+        preferred_username: Some("bob".into()),
+        name: None,
+        url: None,
+        icon_url: None,
+        inbox: peer.inbox().to_string(),
+        shared_inbox: Some(peer.shared_inbox().to_string()),
+        public_key_id: Some(format!("{}#main-key", peer.actor_id())),
+        public_key_pem: Some(peer.public_key_pem()),
+        moved_to: None,
+    };
+    let publish_urls = urls.clone();
+    let activity = db
+        .write(move |c| {
+            let now = bridge::db::now_millis();
+            let actor = remote_actors::upsert(c, &follower, now)?;
+            follows::upsert(
+                c,
+                alice.id,
+                actor.id,
+                &format!("{}/follows/1", follower.ap_id),
+                follows::FollowState::Accepted,
+                now,
+            )?;
+            outbound::publish_post(c, &post, &alice, &publish_urls, now)
+        })
+        .await
+        .expect("published")
+        .expect("a Create was queued");
+
+    let bridge = Bridge::start(settings, &[Role::Http, Role::Delivery]).await;
+    let create = peer
+        .wait_for(
+            |a| a.kind == ActivityKind::Create && a.object_id().as_ref() == Some(&note),
+            Duration::from_secs(15),
+        )
+        .await
+        .unwrap_or_else(|| {
+            panic!(
+                "the peer verified and accepted our Create; rejections: {:?}",
+                peer.rejections()
+            )
+        });
+    assert_eq!(create.actor, urls.actor("alice"));
+    assert_eq!(create.object["content"], "<p>hello fediverse</p>");
+    settled(&db, activity, Duration::from_secs(5)).await;
+    let rows = delivery_rows(&db, activity).await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].1, "delivered");
+    assert_eq!(rows[0].0, peer.shared_inbox().to_string());
+    bridge.stop().await;
 }

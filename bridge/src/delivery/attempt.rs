@@ -296,7 +296,7 @@ fn classify(
             retry(
                 delivery,
                 Some(answer.status),
-                answer.body_excerpt,
+                format!("HTTP {}: {}", answer.status, answer.body_excerpt),
                 answer.retry_after,
                 block_host,
             )
