@@ -1095,3 +1095,48 @@ async fn peer_body(test_db: TestDatabase) {
     assert_eq!(rows[0].0, peer.shared_inbox().to_string());
     bridge.stop().await;
 }
+
+on_both_backends!(an_old_failing_delivery_expires, expiry_body);
+async fn expiry_body(test_db: TestDatabase) {
+    let settings = settings(&test_db, &[("FEDIBRIDGE__DELIVERY__MAX_AGE_HOURS", "1")]);
+    let urls = Urls::new(&settings.federation).expect("urls");
+    let db = database(&settings).await;
+    let (alice, _) = sharing_user(&db, "alice").await;
+    let post = federated_post(&db, &alice, "p1").await;
+    let inbox = FakeInbox::start().await;
+    inbox.answer_all(Reply::Status(500));
+    let note = urls.note(&post.platform_post_id).to_string();
+    let old = queue(&db, &urls, "Create", &alice, &note, &[inbox.url("/old")]).await;
+    let young = queue(&db, &urls, "Update", &alice, &note, &[inbox.url("/young")]).await;
+    // Queued two hours ago, beyond the one-hour retry window.
+    db.write(move |c| {
+        diesel::update(deliveries_table::table.filter(deliveries_table::activity_id.eq(old.0)))
+            .set(deliveries_table::created_at.eq(bridge::db::now_millis() - 2 * 3_600_000))
+            .execute(c)?;
+        Ok(())
+    })
+    .await
+    .expect("aged");
+    let bridge = Bridge::start(settings, &[Role::Delivery]).await;
+    settled(&db, old, Duration::from_secs(10)).await;
+    let rows = delivery_rows(&db, old).await;
+    assert_eq!(
+        (rows[0].1.as_str(), rows[0].2, rows[0].3),
+        ("expired", 1, Some(500))
+    );
+    wait_until(
+        Duration::from_secs(5),
+        "the young delivery's attempt",
+        || !inbox.received_at("/young").is_empty(),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let rows = delivery_rows(&db, young).await;
+    assert_eq!(
+        (rows[0].1.as_str(), rows[0].2),
+        ("pending", 1),
+        "a young delivery is retried later"
+    );
+    bridge.stop().await;
+    inbox.stop().await;
+}
