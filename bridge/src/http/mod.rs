@@ -1,6 +1,9 @@
 //! The HTTP surface: routes, shared state and the middleware around them.
 
 mod actors;
+pub mod api;
+pub mod auth;
+mod authorize_interaction;
 mod error;
 mod health;
 mod metrics;
@@ -8,6 +11,7 @@ mod negotiate;
 mod nodeinfo;
 mod objects;
 mod pages;
+mod settings_page;
 mod webfinger;
 
 use std::{sync::Arc, time::Instant};
@@ -57,7 +61,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(webfinger::configure)
         .configure(nodeinfo::configure)
         .configure(actors::configure)
-        .configure(objects::configure);
+        .configure(objects::configure)
+        .configure(api::configure)
+        .configure(settings_page::configure)
+        .configure(authorize_interaction::configure);
 }
 
 /// Records request counts and latency by route pattern (never by raw path, which an

@@ -3,8 +3,10 @@
 //! `off → on → paused → on …`, `on | paused → off`. Only a user who is `on` federates.
 
 mod gates;
+pub mod controls;
 pub mod lifecycle;
 pub mod receipt;
+pub mod status;
 
 pub use gates::{Gate, failing_gates};
 
