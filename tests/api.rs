@@ -54,12 +54,9 @@ async fn authentication_is_required_and_constant() {
     assert_eq!(doc.status(), StatusCode::OK);
     assert!(doc.text().await.expect("text").starts_with("openapi: 3.1"));
 
-    let disabled = SharingApp::start(
-        Backend::Sqlite,
-        &[("FEDIBRIDGE__PLATFORM__API_TOKEN", "")],
-    )
-    .await
-    .expect("sqlite");
+    let disabled = SharingApp::start(Backend::Sqlite, &[("FEDIBRIDGE__PLATFORM__API_TOKEN", "")])
+        .await
+        .expect("sqlite");
     let body = expect_status(
         disabled.api(Method::GET, "/users/u1/sharing"),
         StatusCode::SERVICE_UNAVAILABLE,
@@ -71,7 +68,12 @@ async fn authentication_is_required_and_constant() {
         StatusCode::SERVICE_UNAVAILABLE,
     )
     .await;
-    assert!(body["message"].as_str().expect("message").contains("API disabled"));
+    assert!(
+        body["message"]
+            .as_str()
+            .expect("message")
+            .contains("API disabled")
+    );
 }
 
 #[tokio::test]
@@ -104,9 +106,15 @@ async fn every_route_is_in_the_openapi_document() {
         .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
         .collect();
     let undocumented: Vec<_> = implemented.difference(&documented).collect();
-    assert!(undocumented.is_empty(), "not in openapi.yaml: {undocumented:?}");
+    assert!(
+        undocumented.is_empty(),
+        "not in openapi.yaml: {undocumented:?}"
+    );
     let unimplemented: Vec<_> = documented.difference(&implemented).collect();
-    assert!(unimplemented.is_empty(), "documented only: {unimplemented:?}");
+    assert!(
+        unimplemented.is_empty(),
+        "documented only: {unimplemented:?}"
+    );
 }
 
 async fn sharing_on_and_refusals(backend: Backend) {
@@ -116,7 +124,11 @@ async fn sharing_on_and_refusals(backend: Backend) {
     app.user("u1", "alice", true).await;
     app.user("minor", "kid", false).await;
 
-    expect_status(app.api(Method::GET, "/users/nobody/sharing"), StatusCode::NOT_FOUND).await;
+    expect_status(
+        app.api(Method::GET, "/users/nobody/sharing"),
+        StatusCode::NOT_FOUND,
+    )
+    .await;
     let status = expect_status(app.api(Method::GET, "/users/u1/sharing"), StatusCode::OK).await;
     assert_eq!(status["state"], "off");
     assert_eq!(status["handle"], "@alice@bridge.example");
@@ -208,7 +220,10 @@ async fn sharing_on_and_refusals(backend: Backend) {
     )
     .await;
     let url = link["url"].as_str().expect("url");
-    assert!(url.starts_with("https://bridge.example/settings?u=u1&exp="), "{url}");
+    assert!(
+        url.starts_with("https://bridge.example/settings?u=u1&exp="),
+        "{url}"
+    );
     assert!(url.contains("&sig="));
     assert!(link["expires_at"].is_string());
     expect_status(
@@ -249,16 +264,15 @@ async fn followers_and_requests(backend: Backend) {
     assert_eq!(page["items"][0]["handle"], "@bob@one.example");
     let next = page["next"].as_str().expect("cursor");
     let page = expect_status(
-        app.api(Method::GET, &format!("/users/u1/followers?limit=1&after={next}")),
+        app.api(
+            Method::GET,
+            &format!("/users/u1/followers?limit=1&after={next}"),
+        ),
         StatusCode::OK,
     )
     .await;
     assert_eq!(page["items"][0]["actor"], carol.as_str());
-    let page = expect_status(
-        app.api(Method::GET, "/users/u1/followers"),
-        StatusCode::OK,
-    )
-    .await;
+    let page = expect_status(app.api(Method::GET, "/users/u1/followers"), StatusCode::OK).await;
     assert_eq!(page["items"].as_array().expect("items").len(), 2);
     assert_eq!(page["next"], Value::Null);
     for query in ["limit=0", "limit=201", "limit=x", "after=-1"] {
@@ -298,7 +312,10 @@ async fn followers_and_requests(backend: Backend) {
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(lines[0], "actor,handle,followed_since");
     assert_eq!(lines.len(), 3, "{csv}");
-    assert!(lines[1].starts_with(&format!("{bob},@bob@one.example,20")), "{csv}");
+    assert!(
+        lines[1].starts_with(&format!("{bob},@bob@one.example,20")),
+        "{csv}"
+    );
 
     // Approve one request, refuse the other.
     expect_status(
@@ -389,7 +406,12 @@ async fn followers_and_requests(backend: Backend) {
         .collect();
     assert_eq!(
         actions,
-        ["follower.removed", "follower.refused", "follower.approved", "sharing.on"]
+        [
+            "follower.removed",
+            "follower.refused",
+            "follower.approved",
+            "sharing.on"
+        ]
     );
     app.app.stop().await.expect("stops");
 }
@@ -424,7 +446,8 @@ async fn blocks(backend: Backend) {
     assert_eq!(outcome["followers_removed"], 2);
     assert_eq!(outcome["block_sent"], false);
     let outcome = expect_status(
-        app.api(Method::POST, "/users/u1/blocks").json(&json!({"actor": bob})),
+        app.api(Method::POST, "/users/u1/blocks")
+            .json(&json!({"actor": bob})),
         StatusCode::CREATED,
     )
     .await;
@@ -432,7 +455,8 @@ async fn blocks(backend: Backend) {
     assert_eq!(outcome["block_sent"], true);
     // Blocking again changes nothing.
     let outcome = expect_status(
-        app.api(Method::POST, "/users/u1/blocks").json(&json!({"actor": bob})),
+        app.api(Method::POST, "/users/u1/blocks")
+            .json(&json!({"actor": bob})),
         StatusCode::OK,
     )
     .await;
@@ -487,12 +511,14 @@ async fn blocks(backend: Backend) {
     assert_eq!(status["followers"], 1, "only {keep} is left");
 
     expect_status(
-        app.api(Method::DELETE, "/users/u1/blocks").json(&json!({"actor": bob})),
+        app.api(Method::DELETE, "/users/u1/blocks")
+            .json(&json!({"actor": bob})),
         StatusCode::OK,
     )
     .await;
     let gone = expect_status(
-        app.api(Method::DELETE, "/users/u1/blocks").json(&json!({"actor": bob})),
+        app.api(Method::DELETE, "/users/u1/blocks")
+            .json(&json!({"actor": bob})),
         StatusCode::NOT_FOUND,
     )
     .await;
@@ -595,11 +621,11 @@ async fn posts(backend: Backend) {
         .iter()
         .map(|a| (a.kind.as_str(), a.object.as_deref(), a.inboxes.as_slice()))
         .collect();
-    let mut removal_inboxes = vec![
+    // Sorted, as the fixture lists them.
+    let removal_inboxes = [
         "https://fetcher.example/inbox".to_owned(),
         "https://one.example/inbox".to_owned(),
     ];
-    removal_inboxes.sort();
     let create_inboxes = ["https://one.example/inbox".to_owned()];
     assert_eq!(
         summary,

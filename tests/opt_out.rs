@@ -80,14 +80,21 @@ async fn eligibility(backend: Backend) {
     assert_eq!(paused["state"], "paused");
     assert_eq!(paused["failing_gates"][0]["gate"], "adult");
     // Nothing new federates while paused.
-    ingest.apply(post_event("u1", "p-paused")).await.expect("post");
+    ingest
+        .apply(post_event("u1", "p-paused"))
+        .await
+        .expect("post");
     let kinds: Vec<String> = app
         .activities(&user)
         .await
         .into_iter()
         .map(|a| a.kind)
         .collect();
-    assert_eq!(kinds, ["Update"], "only the actor update announcing the pause");
+    assert_eq!(
+        kinds,
+        ["Update"],
+        "only the actor update announcing the pause"
+    );
 
     // Eligible again: resumes by itself.
     ingest
@@ -196,11 +203,7 @@ async fn opt_out(backend: Backend) {
         .iter()
         .map(|a| a.object.as_deref().expect("object"))
         .collect();
-    assert_eq!(
-        objects.len(),
-        3,
-        "two posts and the actor: {objects:?}"
-    );
+    assert_eq!(objects.len(), 3, "two posts and the actor: {objects:?}");
     let actor_delete = deletes
         .iter()
         .find(|a| a.object.as_deref() == Some("https://bridge.example/users/u1"))

@@ -64,11 +64,7 @@ async fn open(app: &SharingApp, client: &reqwest::Client, user: &str) -> String 
 fn csrf_of(page: &str) -> String {
     let marker = r#"name="csrf" value=""#;
     let start = page.find(marker).expect("a form with a CSRF token") + marker.len();
-    page[start..]
-        .split('"')
-        .next()
-        .expect("token")
-        .to_owned()
+    page[start..].split('"').next().expect("token").to_owned()
 }
 
 #[tokio::test]
@@ -87,7 +83,13 @@ async fn links_sessions_and_csrf_are_checked() {
         .await
         .expect("request");
     assert_eq!(forged.status(), StatusCode::FORBIDDEN);
-    assert!(forged.text().await.expect("page").contains("again from the platform"));
+    assert!(
+        forged
+            .text()
+            .await
+            .expect("page")
+            .contains("again from the platform")
+    );
     let exp = now() + 60;
     let sig = auth::sign_link(SECRET, "u1", exp);
     let other_user = client
@@ -227,7 +229,13 @@ async fn links_sessions_and_csrf_are_checked() {
         .await
         .expect("request");
     assert_eq!(bad_block.status(), StatusCode::BAD_REQUEST);
-    assert!(bad_block.text().await.expect("html").contains("server name"));
+    assert!(
+        bad_block
+            .text()
+            .await
+            .expect("html")
+            .contains("server name")
+    );
 
     // Turning off needs the confirmation page's form.
     let confirm = client
@@ -359,7 +367,9 @@ async fn remote_follow_redirects_to_the_visitors_server() {
     let base = &app.app.address;
 
     let not_sharing = client
-        .get(format!("{base}/authorize_interaction?uri=@alice@bridge.example&acct=bob@{remote}"))
+        .get(format!(
+            "{base}/authorize_interaction?uri=@alice@bridge.example&acct=bob@{remote}"
+        ))
         .send()
         .await
         .expect("request");
@@ -395,7 +405,9 @@ async fn remote_follow_redirects_to_the_visitors_server() {
 
     // An account the server does not know: explain how to search instead.
     let unknown = client
-        .get(format!("{base}/authorize_interaction?uri=@alice@bridge.example&acct=zed@{remote}"))
+        .get(format!(
+            "{base}/authorize_interaction?uri=@alice@bridge.example&acct=zed@{remote}"
+        ))
         .send()
         .await
         .expect("request");
@@ -403,12 +415,19 @@ async fn remote_follow_redirects_to_the_visitors_server() {
     let page = unknown.text().await.expect("html");
     assert!(page.contains("search for <strong class=\"handle\">@alice@bridge.example</strong>"));
     let ask = client
-        .get(format!("{base}/authorize_interaction?uri=@alice@bridge.example"))
+        .get(format!(
+            "{base}/authorize_interaction?uri=@alice@bridge.example"
+        ))
         .send()
         .await
         .expect("request");
     assert_eq!(ask.status(), StatusCode::OK);
-    assert!(ask.text().await.expect("html").contains(r#"<label for="acct">"#));
+    assert!(
+        ask.text()
+            .await
+            .expect("html")
+            .contains(r#"<label for="acct">"#)
+    );
     server.abort();
     app.app.stop().await.expect("stops");
 }

@@ -61,9 +61,7 @@ pub fn block(
     urls: &Urls,
     now: i64,
 ) -> Result<(ActivityId, String), Error> {
-    let ap_id = urls
-        .activity(&uuid::Uuid::now_v7().to_string())
-        .to_string();
+    let ap_id = urls.activity(&uuid::Uuid::now_v7().to_string()).to_string();
     let activity = Activity {
         context: Context,
         id: ap_id.clone(),
@@ -91,9 +89,7 @@ pub fn undo_block(
     let actor = urls.actor(&user.platform_user_id).to_string();
     let activity = Activity {
         context: Context,
-        id: urls
-            .activity(&uuid::Uuid::now_v7().to_string())
-            .to_string(),
+        id: urls.activity(&uuid::Uuid::now_v7().to_string()).to_string(),
         kind: ActivityType::Undo,
         actor: actor.clone(),
         to: vec![target.ap_id.clone()],

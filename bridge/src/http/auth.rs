@@ -324,7 +324,10 @@ mod tests {
         let value = session_value(SECRET, &grant);
         assert_eq!(verify_session(SECRET, &value, 999), Some(grant));
         assert_eq!(verify_session(SECRET, &value, 1_000), None);
-        assert_eq!(verify_session(SECRET, &value.replace("a.b", "a.c"), 999), None);
+        assert_eq!(
+            verify_session(SECRET, &value.replace("a.b", "a.c"), 999),
+            None
+        );
     }
 
     #[test]

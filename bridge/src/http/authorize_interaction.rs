@@ -43,12 +43,12 @@ async fn local_handle(state: &AppState, uri: &str) -> Result<Option<String>, Err
         .rsplit_once('@')
         .filter(|(_, domain)| domain.eq_ignore_ascii_case(state.urls.domain()))
         .map(|(name, _)| name.to_owned());
-    let by_actor = Url::parse(uri).ok().and_then(|url| {
-        match state.urls.parse_local(&url) {
+    let by_actor = Url::parse(uri)
+        .ok()
+        .and_then(|url| match state.urls.parse_local(&url) {
             Some(crate::federation::urls::LocalObject::Actor(id)) => Some(id),
             _ => None,
-        }
-    });
+        });
     let user = state
         .db
         .run(move |c| match (by_handle, by_actor) {
@@ -64,7 +64,10 @@ async fn local_handle(state: &AppState, uri: &str) -> Result<Option<String>, Err
 
 /// The visitor's `(name, domain)` from `you@server` (a leading `@` or `acct:` allowed).
 fn visitor(acct: &str) -> Option<(String, String)> {
-    let acct = acct.trim().trim_start_matches("acct:").trim_start_matches('@');
+    let acct = acct
+        .trim()
+        .trim_start_matches("acct:")
+        .trim_start_matches('@');
     let (name, domain) = acct.rsplit_once('@')?;
     if name.is_empty() || name.contains(['/', '?', '#', ' ']) {
         return None;

@@ -2,8 +2,8 @@
 //!
 //! `off → on → paused → on …`, `on | paused → off`. Only a user who is `on` federates.
 
-mod gates;
 pub mod controls;
+mod gates;
 pub mod lifecycle;
 pub mod receipt;
 pub mod status;

@@ -4,7 +4,7 @@ use actix_web::{HttpResponse, http::StatusCode, web};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{bad_field, parse_body, problem, read_user, unknown_user, with_user};
+use super::{BadInput, parse_body, problem, read_user, unknown_user, with_user};
 use crate::{
     db::user_blocks::{self, BlockTarget},
     error::Error,
@@ -62,10 +62,10 @@ pub(crate) fn parse_block_target(
     }
 }
 
-fn target_of(body: &[u8], urls: &Urls) -> Result<BlockTarget, HttpResponse> {
+fn target_of(body: &[u8], urls: &Urls) -> Result<BlockTarget, BadInput> {
     let body: BlockBody = parse_body(body)?;
     parse_block_target(body.actor.as_deref(), body.domain.as_deref(), urls)
-        .map_err(|(field, message)| bad_field(field, message))
+        .map_err(|(field, message)| BadInput::new(field, message))
 }
 
 pub(super) async fn list(
@@ -98,7 +98,7 @@ pub(super) async fn add(
 ) -> Result<HttpResponse, Error> {
     let target = match target_of(&body, &state.urls) {
         Ok(target) => target,
-        Err(response) => return Ok(response),
+        Err(bad) => return Ok(bad.response()),
     };
     let outcome = with_user(&state, id.into_inner(), move |c, u, cx| {
         controls::block(c, u, &target, cx)
@@ -119,7 +119,7 @@ pub(super) async fn remove(
 ) -> Result<HttpResponse, Error> {
     let target = match target_of(&body, &state.urls) {
         Ok(target) => target,
-        Err(response) => return Ok(response),
+        Err(bad) => return Ok(bad.response()),
     };
     let outcome = with_user(&state, id.into_inner(), move |c, u, cx| {
         controls::unblock(c, u, &target, cx)

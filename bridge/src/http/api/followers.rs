@@ -6,7 +6,7 @@ use actix_web::{HttpResponse, http::header, web};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{bad_field, parse_body, problem, read_user, unknown_user, with_user};
+use super::{BadInput, parse_body, problem, read_user, unknown_user, with_user};
 use crate::{
     db::{
         follower_list,
@@ -39,12 +39,12 @@ fn item(follow: &Follow, actor: &RemoteActor) -> serde_json::Value {
     })
 }
 
-fn page_params(query: &HashMap<String, String>) -> Result<(Option<i64>, i64), HttpResponse> {
+fn page_params(query: &HashMap<String, String>) -> Result<(Option<i64>, i64), BadInput> {
     let limit = match query.get("limit").map(|v| v.parse::<i64>()) {
         None => DEFAULT_PAGE,
         Some(Ok(n)) if (1..=MAX_PAGE).contains(&n) => n,
         Some(_) => {
-            return Err(bad_field(
+            return Err(BadInput::new(
                 "limit",
                 &format!("must be an integer from 1 to {MAX_PAGE}"),
             ));
@@ -53,7 +53,12 @@ fn page_params(query: &HashMap<String, String>) -> Result<(Option<i64>, i64), Ht
     let after = match query.get("after").map(|v| v.parse::<i64>()) {
         None => None,
         Some(Ok(n)) if n >= 0 => Some(n),
-        Some(_) => return Err(bad_field("after", "must be a cursor from a previous page")),
+        Some(_) => {
+            return Err(BadInput::new(
+                "after",
+                "must be a cursor from a previous page",
+            ));
+        }
     };
     Ok((after, limit))
 }
@@ -66,7 +71,7 @@ async fn list(
 ) -> Result<HttpResponse, Error> {
     let (after, limit) = match page_params(query) {
         Ok(p) => p,
-        Err(response) => return Ok(response),
+        Err(bad) => return Ok(bad.response()),
     };
     let page = read_user(state, id, move |c, u| {
         follower_list::page(c, u.id, follow_state, after, limit)
@@ -135,13 +140,13 @@ pub(super) async fn export_csv(
         .body(bytes))
 }
 
-fn actor_param(raw: Option<&String>) -> Result<String, HttpResponse> {
+fn actor_param(raw: Option<&String>) -> Result<String, BadInput> {
     let raw = raw.map(|v| v.trim());
     match raw.map(|v| (v, url::Url::parse(v))) {
         // The stored actor id is matched exactly, so the URL is kept as sent.
         Some((v, Ok(url))) if matches!(url.scheme(), "http" | "https") => Ok(v.to_owned()),
-        Some(_) => Err(bad_field("actor", "must be the follower's actor URL")),
-        None => Err(bad_field("actor", "is required")),
+        Some(_) => Err(BadInput::new("actor", "must be the follower's actor URL")),
+        None => Err(BadInput::new("actor", "is required")),
     }
 }
 
@@ -165,7 +170,7 @@ pub(super) async fn remove(
 ) -> Result<HttpResponse, Error> {
     let actor = match actor_param(query.get("actor")) {
         Ok(actor) => actor,
-        Err(response) => return Ok(response),
+        Err(bad) => return Ok(bad.response()),
     };
     let outcome = with_user(&state, id.into_inner(), move |c, u, cx| {
         controls::remove_follower(c, u, &actor, cx)
@@ -180,11 +185,9 @@ async fn answer(
     body: &[u8],
     approve: bool,
 ) -> Result<HttpResponse, Error> {
-    let actor = match parse_body::<ActorBody>(body)
-        .and_then(|b| actor_param(Some(&b.actor)))
-    {
+    let actor = match parse_body::<ActorBody>(body).and_then(|b| actor_param(Some(&b.actor))) {
         Ok(actor) => actor,
-        Err(response) => return Ok(response),
+        Err(bad) => return Ok(bad.response()),
     };
     let outcome = with_user(state, id, move |c, u, cx| {
         controls::answer_request(c, u, &actor, approve, cx)

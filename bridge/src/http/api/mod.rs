@@ -64,6 +64,26 @@ fn problem(status: StatusCode, error: &str, message: &str) -> HttpResponse {
     HttpResponse::build(status).json(json!({ "error": error, "message": message }))
 }
 
+/// Input that cannot be used: answered 400 naming the offending field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct BadInput {
+    field: String,
+    message: String,
+}
+
+impl BadInput {
+    fn new(field: &str, message: &str) -> Self {
+        Self {
+            field: field.to_owned(),
+            message: message.to_owned(),
+        }
+    }
+
+    fn response(&self) -> HttpResponse {
+        bad_field(&self.field, &self.message)
+    }
+}
+
 /// 400 naming the offending field.
 fn bad_field(field: &str, message: &str) -> HttpResponse {
     HttpResponse::BadRequest().json(json!({
@@ -82,7 +102,7 @@ fn unknown_user() -> HttpResponse {
 }
 
 /// Decodes a JSON body; a failure names the field it concerns.
-fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, HttpResponse> {
+fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, BadInput> {
     let mut deserializer = serde_json::Deserializer::from_slice(body);
     serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
         let path = error.path().to_string();
@@ -97,7 +117,7 @@ fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, HttpResponse> {
         } else {
             path
         };
-        bad_field(&field, &message)
+        BadInput::new(&field, &message)
     })
 }
 

@@ -29,11 +29,18 @@ struct Change {
 
 fn status_of(
     state: &AppState,
-) -> impl Fn(&mut crate::db::AnyConnection, &User) -> Result<status::SharingStatus, Error> + use<>
-{
+) -> impl Fn(&mut crate::db::AnyConnection, &User) -> Result<status::SharingStatus, Error> + use<> {
     let settings = state.settings.clone();
     let urls = state.urls.clone();
-    move |conn, user| status::load(conn, user, &settings.sharing, &urls, crate::db::now_millis())
+    move |conn, user| {
+        status::load(
+            conn,
+            user,
+            &settings.sharing,
+            &urls,
+            crate::db::now_millis(),
+        )
+    }
 }
 
 pub(super) async fn show(
@@ -87,7 +94,7 @@ pub(super) async fn change(
 ) -> Result<HttpResponse, Error> {
     let change: Change = match parse_body(&body) {
         Ok(change) => change,
-        Err(response) => return Ok(response),
+        Err(bad) => return Ok(bad.response()),
     };
     let load = status_of(&state);
     let outcome = with_user(&state, id.into_inner(), move |conn, user, cx| {

@@ -44,7 +44,10 @@ pub(super) fn configure(cfg: &mut web::ServiceConfig) {
         .route("/settings/on", web::post().to(turn_on))
         .route("/settings/off", web::get().to(confirm_off))
         .route("/settings/off", web::post().to(turn_off))
-        .route("/settings/followers/remove", web::post().to(remove_follower))
+        .route(
+            "/settings/followers/remove",
+            web::post().to(remove_follower),
+        )
         .route("/settings/followers/approve", web::post().to(approve))
         .route("/settings/followers/refuse", web::post().to(refuse))
         .route("/settings/blocks", web::post().to(block))
@@ -125,26 +128,42 @@ fn session(req: &HttpRequest, state: &AppState) -> Option<Session> {
     Some(Session { grant, value })
 }
 
+/// Why a form post was not accepted.
+#[derive(Debug, Clone, Copy)]
+enum FormRefusal {
+    /// No valid session cookie.
+    NoSession,
+    /// The CSRF token does not belong to the session.
+    BadToken,
+}
+
+impl FormRefusal {
+    fn response(self) -> HttpResponse {
+        match self {
+            Self::NoSession => forbidden_link(),
+            Self::BadToken => message(
+                StatusCode::FORBIDDEN,
+                Msg::LinkInvalidHeading,
+                Msg::FormExpired,
+            ),
+        }
+    }
+}
+
 /// The session of a form post, when its CSRF token matches.
 fn form_session(
     req: &HttpRequest,
     state: &AppState,
     form: &HashMap<String, String>,
-) -> Result<Session, HttpResponse> {
-    let Some(session) = session(req, state) else {
-        return Err(forbidden_link());
-    };
+) -> Result<Session, FormRefusal> {
+    let session = session(req, state).ok_or(FormRefusal::NoSession)?;
     let token = form.get("csrf").map(String::as_str).unwrap_or_default();
     if !auth::verify_csrf(
         &state.settings.platform.settings_link_secret,
         &session.value,
         token,
     ) {
-        return Err(message(
-            StatusCode::FORBIDDEN,
-            Msg::LinkInvalidHeading,
-            Msg::FormExpired,
-        ));
+        return Err(FormRefusal::BadToken);
     }
     Ok(session)
 }
@@ -162,6 +181,7 @@ fn load_overview(
         crate::db::now_millis(),
     )?;
     Ok(Overview {
+        root: settings_path(state),
         status,
         followers: follower_list::page(conn, user.id, FollowState::Accepted, None, SHOWN)?,
         pending: follower_list::page(conn, user.id, FollowState::Pending, None, SHOWN)?,
@@ -304,7 +324,7 @@ async fn turn_on(
 ) -> Result<HttpResponse, Error> {
     let session = match form_session(&req, &state, &form) {
         Ok(s) => s,
-        Err(response) => return Ok(response),
+        Err(refusal) => return Ok(refusal.response()),
     };
     let consent = form.get("consent").is_some_and(|v| v == "yes");
     let outcome = with_user(&state, &session, move |c, u, cx| {
@@ -345,6 +365,7 @@ async fn confirm_off(req: HttpRequest, state: web::Data<AppState>) -> HttpRespon
             StatusCode::OK,
             views::confirm_off(
                 t(),
+                &settings_path(&state),
                 state.settings.sharing.cooldown_days,
                 &session.csrf(&state),
             ),
@@ -360,7 +381,7 @@ async fn turn_off(
 ) -> Result<HttpResponse, Error> {
     let session = match form_session(&req, &state, &form) {
         Ok(s) => s,
-        Err(response) => return Ok(response),
+        Err(refusal) => return Ok(refusal.response()),
     };
     with_user(&state, &session, |c, u, cx| {
         lifecycle::turn_off(c, u, cx).map(|_| ())
@@ -402,7 +423,7 @@ async fn follower_action(
 ) -> Result<HttpResponse, Error> {
     let session = match form_session(&req, &state, &form) {
         Ok(s) => s,
-        Err(response) => return Ok(response),
+        Err(refusal) => return Ok(refusal.response()),
     };
     let actor = form.get("actor").cloned().unwrap_or_default();
     let outcome = with_user(&state, &session, move |c, u, cx| match action {
@@ -474,7 +495,7 @@ async fn block(
 ) -> Result<HttpResponse, Error> {
     let session = match form_session(&req, &state, &form) {
         Ok(s) => s,
-        Err(response) => return Ok(response),
+        Err(refusal) => return Ok(refusal.response()),
     };
     let target = match form_target(&form, &state) {
         Ok(target) => target,
@@ -502,7 +523,7 @@ async fn unblock(
 ) -> Result<HttpResponse, Error> {
     let session = match form_session(&req, &state, &form) {
         Ok(s) => s,
-        Err(response) => return Ok(response),
+        Err(refusal) => return Ok(refusal.response()),
     };
     let target = match form_target(&form, &state) {
         Ok(target) => target,

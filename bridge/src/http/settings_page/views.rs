@@ -15,6 +15,9 @@ use crate::{
 
 /// Everything the main page shows.
 pub struct Overview {
+    /// Path of the settings page (`/settings`); forms post below it. Absolute, because
+    /// a refused form is answered at the form's own address.
+    pub root: String,
     /// Sharing status.
     pub status: SharingStatus,
     /// Accepted followers (at most a page).
@@ -64,7 +67,10 @@ fn notice_html(t: Strings, notice: Option<&Notice>) -> String {
     match notice {
         None => r#"<div role="status"></div>"#.to_owned(),
         Some(Notice::Done(text)) => {
-            format!(r#"<div role="status" class="notice"><p>{}</p></div>"#, escape(text))
+            format!(
+                r#"<div role="status" class="notice"><p>{}</p></div>"#,
+                escape(text)
+            )
         }
         Some(Notice::ConsentMissing) => String::new(),
         Some(Notice::Refused(text)) => format!(
@@ -162,7 +168,7 @@ fn onboarding(t: Strings, o: &Overview, csrf: &str, consent_missing: bool) -> St
     let eligible = o.status.failing_gates.is_empty() && o.status.cooldown_until.is_none();
     let form = if eligible {
         format!(
-            r#"<form method="post" action="settings/on" id="turn-on-form">
+            r#"<form method="post" action="{root}/on" id="turn-on-form">
 {csrf}
 {error}
 <p><input type="checkbox" id="consent" name="consent" value="yes" aria-required="true"{described}>
@@ -173,6 +179,7 @@ fn onboarding(t: Strings, o: &Overview, csrf: &str, consent_missing: bool) -> St
             consent = escape(t.get(Msg::ConsentLabel)),
             required = escape(t.get(Msg::Required)),
             turn_on = escape(t.get(Msg::TurnOn)),
+            root = escape(&o.root),
         )
     } else {
         String::new()
@@ -224,7 +231,7 @@ fn sharing_sections(t: Strings, o: &Overview, csrf: &str) -> String {
                     "<li>{} {}</li>",
                     account(a),
                     actor_form(
-                        "settings/followers/remove",
+                        &format!("{}/followers/remove", o.root),
                         &a.ap_id,
                         csrf,
                         t.get(Msg::Remove),
@@ -258,14 +265,14 @@ fn sharing_sections(t: Strings, o: &Overview, csrf: &str) -> String {
                     "<li>{} {} {}</li>",
                     account(a),
                     actor_form(
-                        "settings/followers/approve",
+                        &format!("{}/followers/approve", o.root),
                         &a.ap_id,
                         csrf,
                         t.get(Msg::Approve),
                         &a.handle()
                     ),
                     actor_form(
-                        "settings/followers/refuse",
+                        &format!("{}/followers/refuse", o.root),
                         &a.ap_id,
                         csrf,
                         t.get(Msg::Refuse),
@@ -288,11 +295,12 @@ fn sharing_sections(t: Strings, o: &Overview, csrf: &str) -> String {
                     BlockTarget::Domain(v) => ("domain", v),
                 };
                 format!(
-                    r#"<li>{shown} <form method="post" action="settings/blocks/remove" class="inline"><input type="hidden" name="{field}" value="{value}">{csrf}<button type="submit" aria-label="{label} {value}">{label}</button></form></li>"#,
+                    r#"<li>{shown} <form method="post" action="{root}/blocks/remove" class="inline"><input type="hidden" name="{field}" value="{value}">{csrf}<button type="submit" aria-label="{label} {value}">{label}</button></form></li>"#,
                     shown = escape(&value),
                     value = escape(&value),
                     csrf = csrf_field(csrf),
                     label = escape(t.get(Msg::Unblock)),
+                    root = escape(&o.root),
                 )
             })
             .collect();
@@ -302,13 +310,13 @@ fn sharing_sections(t: Strings, o: &Overview, csrf: &str) -> String {
         r#"<section aria-labelledby="followers-heading"><h2 id="followers-heading">{fh} ({count})</h2>{followers}</section>
 <section aria-labelledby="pending-heading"><h2 id="pending-heading">{ph}</h2>{pending}</section>
 <section aria-labelledby="blocks-heading"><h2 id="blocks-heading">{bh}</h2>{blocks}
-<form method="post" action="settings/blocks" id="block-form">{csrf}
+<form method="post" action="{root}/blocks" id="block-form">{csrf}
 <label for="block-target">{bl}</label>
 <p id="block-hint">{hint}</p>
 <input type="text" id="block-target" name="target" aria-describedby="block-hint" autocomplete="off">
 <button type="submit">{bb}</button>
 </form></section>
-<section aria-labelledby="off-heading"><h2 id="off-heading">{oh}</h2><p><a href="settings/off" id="turn-off-link">{ol}</a></p></section>"#,
+<section aria-labelledby="off-heading"><h2 id="off-heading">{oh}</h2><p><a href="{root}/off" id="turn-off-link">{ol}</a></p></section>"#,
         fh = escape(t.get(Msg::FollowersHeading)),
         count = o.status.followers,
         ph = escape(t.get(Msg::PendingHeading)),
@@ -319,6 +327,7 @@ fn sharing_sections(t: Strings, o: &Overview, csrf: &str) -> String {
         bb = escape(t.get(Msg::BlockButton)),
         oh = escape(t.get(Msg::TurnOffHeading)),
         ol = escape(t.get(Msg::TurnOffLink)),
+        root = escape(&o.root),
     )
 }
 
@@ -379,7 +388,7 @@ pub fn overview(t: Strings, o: &Overview, csrf: &str, notice: Option<&Notice>) -
 }
 
 /// The confirmation before turning off.
-pub fn confirm_off(t: Strings, cooldown_days: u32, csrf: &str) -> String {
+pub fn confirm_off(t: Strings, root: &str, cooldown_days: u32, csrf: &str) -> String {
     let items: String = [
         t.get(Msg::ConfirmDelete).to_owned(),
         t.get(Msg::ConfirmFollowers).to_owned(),
@@ -395,12 +404,13 @@ pub fn confirm_off(t: Strings, cooldown_days: u32, csrf: &str) -> String {
     let main = format!(
         r#"<section aria-labelledby="confirm-heading"><h2 id="confirm-heading">{heading}</h2>
 <ul id="consequences">{items}</ul>
-<form method="post" action="off">{csrf}<button type="submit" id="confirm-off">{confirm}</button></form>
-<p><a href="../settings">{cancel}</a></p></section>"#,
+<form method="post" action="{root}/off">{csrf}<button type="submit" id="confirm-off">{confirm}</button></form>
+<p><a href="{root}">{cancel}</a></p></section>"#,
         heading = escape(t.get(Msg::ConfirmHeading)),
         csrf = csrf_field(csrf),
         confirm = escape(t.get(Msg::ConfirmButton)),
         cancel = escape(t.get(Msg::Cancel)),
+        root = escape(root),
     );
     page(t, "", &main)
 }
