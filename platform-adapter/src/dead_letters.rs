@@ -96,6 +96,15 @@ impl DeadLetters {
                     },
                 )
                 .await?;
+            // The broker requeues asynchronously; wait (briefly) until the messages are
+            // back, so that a count right after a listing is not short.
+            let expected = u32::try_from(total).unwrap_or(u32::MAX);
+            for _ in 0..100 {
+                if self.count().await? >= expected {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
         }
         Ok(letters)
     }

@@ -20,6 +20,7 @@ mod any_connection;
 pub mod audit;
 pub mod dedupe;
 pub mod deliveries;
+pub mod follower_list;
 pub mod follows;
 pub mod hosts;
 pub mod keys;
@@ -28,6 +29,7 @@ pub mod outbox;
 pub mod posts;
 pub mod remote_actors;
 pub mod schema;
+pub mod user_blocks;
 pub mod users;
 
 pub use any_connection::AnyConnection;

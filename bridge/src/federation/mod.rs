@@ -2,6 +2,7 @@
 //! the SSRF-safe client; and turning changes into outbound activities.
 
 pub mod address_policy;
+pub mod block_activity;
 pub mod client;
 pub mod content;
 pub mod http_signatures;

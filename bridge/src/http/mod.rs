@@ -1,6 +1,9 @@
 //! The HTTP surface: routes, shared state and the middleware around them.
 
 mod actors;
+pub mod api;
+pub mod auth;
+mod authorize_interaction;
 mod error;
 mod events;
 mod health;
@@ -9,6 +12,7 @@ mod negotiate;
 mod nodeinfo;
 mod objects;
 mod pages;
+mod settings_page;
 mod webfinger;
 
 use std::{sync::Arc, time::Instant};
@@ -59,7 +63,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(nodeinfo::configure)
         .configure(actors::configure)
         .configure(objects::configure)
-        .configure(events::configure);
+        .configure(events::configure)
+        .configure(api::configure)
+        .configure(settings_page::configure)
+        .configure(authorize_interaction::configure);
 }
 
 /// Records request counts and latency by route pattern (never by raw path, which an

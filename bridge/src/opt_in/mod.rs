@@ -2,9 +2,11 @@
 //!
 //! `off → on → paused → on …`, `on | paused → off`. Only a user who is `on` federates.
 
+pub mod controls;
 mod gates;
 pub mod lifecycle;
 pub mod receipt;
+pub mod status;
 
 pub use gates::{Gate, failing_gates};
 

@@ -1,0 +1,71 @@
+//! Reading a user's followers the way the user manages them: in pages, by actor, by server.
+
+use diesel::prelude::*;
+
+use super::{
+    AnyConnection,
+    follows::{Follow, FollowState},
+    remote_actors::RemoteActor,
+    schema::{follows, remote_actors},
+    users::UserId,
+};
+use crate::error::Error;
+
+/// Up to `limit` of the user's follows in `state` with their actors, oldest first, after the
+/// follow row id `after` (a cursor).
+pub fn page(
+    conn: &mut AnyConnection,
+    user: UserId,
+    state: FollowState,
+    after: Option<i64>,
+    limit: i64,
+) -> Result<Vec<(Follow, RemoteActor)>, Error> {
+    Ok(follows::table
+        .inner_join(remote_actors::table)
+        .filter(follows::user_id.eq(user.0))
+        .filter(follows::state.eq(state.as_str()))
+        .filter(follows::id.gt(after.unwrap_or(0)))
+        .order(follows::id.asc())
+        .limit(limit)
+        .select((Follow::as_select(), RemoteActor::as_select()))
+        .load(conn)?)
+}
+
+/// The follow (pending or accepted) of `user` by the actor with URL `actor_ap_id`.
+pub fn by_actor_url(
+    conn: &mut AnyConnection,
+    user: UserId,
+    actor_ap_id: &str,
+) -> Result<Option<(Follow, RemoteActor)>, Error> {
+    Ok(follows::table
+        .inner_join(remote_actors::table)
+        .filter(follows::user_id.eq(user.0))
+        .filter(remote_actors::ap_id.eq(actor_ap_id))
+        .select((Follow::as_select(), RemoteActor::as_select()))
+        .first(conn)
+        .optional()?)
+}
+
+/// Every follow (pending or accepted) of `user` by actors on `host`.
+pub fn on_host(
+    conn: &mut AnyConnection,
+    user: UserId,
+    host: &str,
+) -> Result<Vec<(Follow, RemoteActor)>, Error> {
+    Ok(follows::table
+        .inner_join(remote_actors::table)
+        .filter(follows::user_id.eq(user.0))
+        .filter(remote_actors::host.eq(host.to_lowercase()))
+        .order(follows::id.asc())
+        .select((Follow::as_select(), RemoteActor::as_select()))
+        .load(conn)?)
+}
+
+/// How many follow requests wait for the user's approval.
+pub fn count_pending(conn: &mut AnyConnection, user: UserId) -> Result<i64, Error> {
+    Ok(follows::table
+        .filter(follows::user_id.eq(user.0))
+        .filter(follows::state.eq(FollowState::Pending.as_str()))
+        .count()
+        .get_result(conn)?)
+}

@@ -1,0 +1,145 @@
+//! Accounts and servers a user blocked: they may not follow or reach that user.
+
+use diesel::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::{
+    AnyConnection,
+    schema::{activities, user_blocks},
+    users::UserId,
+};
+use crate::error::Error;
+
+/// What a block names.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BlockTarget {
+    /// One remote actor, by its URL.
+    Actor(String),
+    /// Every account on a server, by its host name.
+    Domain(String),
+}
+
+impl BlockTarget {
+    /// Stored kind.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Actor(_) => "actor",
+            Self::Domain(_) => "domain",
+        }
+    }
+
+    /// The actor URL or the host.
+    pub fn value(&self) -> &str {
+        match self {
+            Self::Actor(v) | Self::Domain(v) => v,
+        }
+    }
+}
+
+/// A stored block.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = user_blocks)]
+pub struct UserBlock {
+    /// Row id.
+    pub id: i64,
+    /// The blocking user.
+    pub user_id: i64,
+    /// `actor` or `domain`.
+    pub target_kind: String,
+    /// Actor URL or host.
+    pub target: String,
+    /// When (ms).
+    pub created_at: i64,
+}
+
+impl UserBlock {
+    /// The target, typed.
+    pub fn target(&self) -> BlockTarget {
+        if self.target_kind == "domain" {
+            BlockTarget::Domain(self.target.clone())
+        } else {
+            BlockTarget::Actor(self.target.clone())
+        }
+    }
+}
+
+/// Adds a block; returns `false` when it already existed.
+pub fn add(
+    conn: &mut AnyConnection,
+    user: UserId,
+    target: &BlockTarget,
+    now: i64,
+) -> Result<bool, Error> {
+    let values = (
+        user_blocks::user_id.eq(user.0),
+        user_blocks::target_kind.eq(target.kind()),
+        user_blocks::target.eq(target.value()),
+        user_blocks::created_at.eq(now),
+    );
+    let added = with_backend!(conn, c => diesel::insert_into(user_blocks::table)
+        .values(values)
+        .on_conflict_do_nothing()
+        .execute(c))?;
+    Ok(added > 0)
+}
+
+/// Removes a block; returns whether there was one.
+pub fn remove(conn: &mut AnyConnection, user: UserId, target: &BlockTarget) -> Result<bool, Error> {
+    let removed = diesel::delete(
+        user_blocks::table
+            .filter(user_blocks::user_id.eq(user.0))
+            .filter(user_blocks::target_kind.eq(target.kind()))
+            .filter(user_blocks::target.eq(target.value())),
+    )
+    .execute(conn)?;
+    Ok(removed > 0)
+}
+
+/// The user's blocks, oldest first.
+pub fn list(conn: &mut AnyConnection, user: UserId) -> Result<Vec<UserBlock>, Error> {
+    Ok(user_blocks::table
+        .filter(user_blocks::user_id.eq(user.0))
+        .order(user_blocks::id.asc())
+        .select(UserBlock::as_select())
+        .load(conn)?)
+}
+
+/// Whether `user` blocked the actor `actor_ap_id` or its server `host`.
+pub fn is_blocked(
+    conn: &mut AnyConnection,
+    user: UserId,
+    actor_ap_id: &str,
+    host: &str,
+) -> Result<bool, Error> {
+    let host = host.to_lowercase();
+    let count: i64 = user_blocks::table
+        .filter(user_blocks::user_id.eq(user.0))
+        .filter(
+            user_blocks::target_kind
+                .eq("actor")
+                .and(user_blocks::target.eq(actor_ap_id))
+                .or(user_blocks::target_kind
+                    .eq("domain")
+                    .and(user_blocks::target.eq(host))),
+        )
+        .count()
+        .get_result(conn)?;
+    Ok(count > 0)
+}
+
+/// The id of the latest `Block` activity `user` sent to `actor_ap_id` (needed to undo it).
+pub fn last_block_activity(
+    conn: &mut AnyConnection,
+    user: UserId,
+    actor_ap_id: &str,
+) -> Result<Option<String>, Error> {
+    Ok(activities::table
+        .filter(activities::user_id.eq(user.0))
+        .filter(activities::kind.eq("Block"))
+        .filter(activities::object_ap_id.eq(actor_ap_id))
+        .order(activities::id.desc())
+        .select(activities::ap_id)
+        .first(conn)
+        .optional()?)
+}
