@@ -47,6 +47,9 @@ pub struct Metrics {
     pub db_pool: IntGaugeVec,
     /// 1 while the broker is connected, 0 otherwise (absent when none is configured).
     pub broker_connected: IntGauge,
+    /// Inbox POSTs by outcome: accepted, duplicate, ignored, rejected_signature, malformed,
+    /// blocked, error.
+    pub inbox_activities: IntCounterVec,
 }
 
 impl Metrics {
@@ -71,6 +74,10 @@ impl Metrics {
         )?;
         let broker_connected =
             IntGauge::new("broker_connected", "1 while the broker is connected")?;
+        let inbox_activities = IntCounterVec::new(
+            Opts::new("inbox_activities_total", "Inbox POSTs by outcome"),
+            &["outcome"],
+        )?;
         let build_info = IntGaugeVec::new(
             Opts::new("build_info", "Version of the running fedibridge"),
             &["version"],
@@ -82,6 +89,7 @@ impl Metrics {
         registry.register(Box::new(http_duration.clone()))?;
         registry.register(Box::new(db_pool.clone()))?;
         registry.register(Box::new(broker_connected.clone()))?;
+        registry.register(Box::new(inbox_activities.clone()))?;
         registry.register(Box::new(build_info))?;
         Ok(Self {
             registry,
@@ -89,6 +97,7 @@ impl Metrics {
             http_duration,
             db_pool,
             broker_connected,
+            inbox_activities,
         })
     }
 

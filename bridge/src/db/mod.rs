@@ -18,10 +18,12 @@ macro_rules! with_backend {
 pub mod activities;
 mod any_connection;
 pub mod audit;
+pub mod blocks;
 pub mod dedupe;
 pub mod deliveries;
 pub mod follows;
 pub mod hosts;
+pub mod interactions;
 pub mod keys;
 pub mod ledger;
 pub mod outbox;

@@ -4,6 +4,7 @@
 pub mod address_policy;
 pub mod client;
 pub mod content;
+pub mod fetch;
 pub mod http_signatures;
 pub mod keys;
 pub mod media_type;

@@ -3,6 +3,7 @@
 mod actors;
 mod error;
 mod health;
+mod inbox;
 mod metrics;
 mod negotiate;
 mod nodeinfo;
@@ -24,7 +25,7 @@ use tokio::sync::Notify;
 
 use crate::{
     db::Database,
-    federation::{FederationClient, urls::Urls},
+    federation::{FederationClient, fetch::FetchFailures, urls::Urls},
     settings::Settings,
     telemetry::Metrics,
 };
@@ -40,6 +41,8 @@ pub struct AppState {
     pub urls: Urls,
     /// The only door to remote servers.
     pub client: FederationClient,
+    /// Remote fetches that failed recently, shared by every inbox request.
+    pub fetch_failures: Arc<FetchFailures>,
     /// Notified when deliveries were queued, so the delivery role starts at once.
     pub delivery_wakeup: Arc<Notify>,
     /// Metrics registry.
@@ -57,7 +60,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(webfinger::configure)
         .configure(nodeinfo::configure)
         .configure(actors::configure)
-        .configure(objects::configure);
+        .configure(objects::configure)
+        .configure(inbox::configure);
 }
 
 /// Records request counts and latency by route pattern (never by raw path, which an
