@@ -6,7 +6,10 @@
 use std::{
     collections::HashMap,
     net::TcpListener,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
     time::{Duration, SystemTime},
 };
 
@@ -16,7 +19,9 @@ use bridge::{
     db::{
         AnyConnection, Database, blocks, keys, now_millis,
         posts::{self, FederationState, InteractionPolicy, PostInput, Visibility},
-        schema::{activities, deliveries, follows, inbound_activities, platform_outbox},
+        schema::{
+            activities, deliveries, follows, inbound_activities, platform_outbox, remote_actors,
+        },
         users::{self, ProfileInput, User},
     },
     federation::{
@@ -400,58 +405,32 @@ async fn the_peer_follows_likes_replies_and_undoes_on_postgres() {
     interop(Backend::Postgres).await;
 }
 
-/// A minimal remote server: actor documents by name (or 410), keys made here.
+type Documents = Arc<Mutex<HashMap<String, Option<Value>>>>;
+
+/// A minimal remote server: actor documents by name (or 410), keys made here, fetches
+/// counted.
 struct FakeRemote {
     base: Url,
-    keys: HashMap<String, SigningKey>,
+    documents: Documents,
+    keys: Mutex<HashMap<String, SigningKey>>,
+    fetches: Arc<AtomicUsize>,
     _server: actix_web::dev::ServerHandle,
 }
 
 impl FakeRemote {
-    /// Serves `owners` (name → name of the actor whose key it lists) and `gone` (410).
+    /// Serves the Persons `actors` and answers 410 for `gone`.
     async fn start(actors: &[&str], gone: &[&str]) -> FakeRemote {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().expect("address").port();
-        let base = Url::parse(&format!("http://localhost:{port}")).expect("base");
-        let mut documents = HashMap::new();
-        let mut keys = HashMap::new();
-        for name in actors {
-            let pair = generate_rsa_keypair().expect("key");
-            let id = base.join(&format!("/users/{name}")).expect("id");
-            let key_id = Url::parse(&format!("{id}#main-key")).expect("key id");
-            documents.insert(
-                (*name).to_owned(),
-                Some(json!({
-                    "@context": ["https://www.w3.org/ns/activitystreams", "https://w3id.org/security/v1"],
-                    "id": id,
-                    "type": "Person",
-                    "preferredUsername": name,
-                    "inbox": format!("{id}/inbox"),
-                    "publicKey": {"id": key_id, "owner": id, "publicKeyPem": pair.public_key_pem}
-                })),
-            );
-            keys.insert(
-                (*name).to_owned(),
-                SigningKey::from_pem(key_id, &pair.private_key_pem).expect("signing key"),
-            );
-        }
-        for name in gone {
-            let pair = generate_rsa_keypair().expect("key");
-            let key_id = base
-                .join(&format!("/users/{name}#main-key"))
-                .expect("key id");
-            keys.insert(
-                (*name).to_owned(),
-                SigningKey::from_pem(key_id, &pair.private_key_pem).expect("signing key"),
-            );
-            documents.insert((*name).to_owned(), None);
-        }
-        let documents = Arc::new(Mutex::new(documents));
+        let documents: Documents = Arc::default();
+        let fetches = Arc::new(AtomicUsize::new(0));
+        let (served, counter) = (documents.clone(), fetches.clone());
         let server = HttpServer::new(move || {
-            let documents = documents.clone();
+            let (documents, fetches) = (served.clone(), counter.clone());
             App::new().route(
                 "/users/{name}",
                 web::get().to(move |name: web::Path<String>| {
+                    fetches.fetch_add(1, Ordering::SeqCst);
                     let document = documents.lock().expect("lock").get(name.as_str()).cloned();
                     async move {
                         match document {
@@ -472,19 +451,71 @@ impl FakeRemote {
         .run();
         let handle = server.handle();
         tokio::spawn(server);
-        FakeRemote {
-            base,
-            keys,
+        let remote = FakeRemote {
+            base: Url::parse(&format!("http://localhost:{port}")).expect("base"),
+            documents,
+            keys: Mutex::default(),
+            fetches,
             _server: handle,
+        };
+        for name in actors {
+            remote.put_actor(name, json!({}));
         }
+        for name in gone {
+            remote.new_key(name);
+            remote
+                .documents
+                .lock()
+                .expect("lock")
+                .insert((*name).to_owned(), None);
+        }
+        remote
+    }
+
+    fn new_key(&self, name: &str) -> String {
+        let pair = generate_rsa_keypair().expect("key");
+        let key_id = Url::parse(&format!("{}#main-key", self.actor(name))).expect("key id");
+        let key = SigningKey::from_pem(key_id, &pair.private_key_pem).expect("signing key");
+        self.keys.lock().expect("lock").insert(name.to_owned(), key);
+        pair.public_key_pem
+    }
+
+    /// Serves the Person `name` with a new key and the `extra` fields.
+    fn put_actor(&self, name: &str, extra: Value) {
+        let pem = self.new_key(name);
+        let id = self.actor(name);
+        let mut doc = json!({
+            "@context": ["https://www.w3.org/ns/activitystreams", "https://w3id.org/security/v1"],
+            "id": id,
+            "type": "Person",
+            "preferredUsername": name,
+            "inbox": format!("{id}/inbox"),
+            "publicKey": {"id": format!("{id}#main-key"), "owner": id, "publicKeyPem": pem}
+        });
+        if let (Some(doc), Some(extra)) = (doc.as_object_mut(), extra.as_object()) {
+            doc.extend(extra.clone());
+        }
+        self.documents
+            .lock()
+            .expect("lock")
+            .insert(name.to_owned(), Some(doc));
     }
 
     fn actor(&self, name: &str) -> Url {
         self.base.join(&format!("/users/{name}")).expect("url")
     }
 
-    fn key(&self, name: &str) -> &SigningKey {
-        &self.keys[name]
+    fn key(&self, name: &str) -> SigningKey {
+        self.keys.lock().expect("lock")[name].clone()
+    }
+
+    fn fetches(&self) -> usize {
+        self.fetches.load(Ordering::SeqCst)
+    }
+
+    /// POSTs `activity` to `inbox` signed by `name`'s current key, dated now.
+    async fn send(&self, inbox: &Url, name: &str, activity: Value) -> u16 {
+        post_signed(inbox, inbox, &activity, &self.key(name), SystemTime::now()).await
     }
 }
 
@@ -557,7 +588,14 @@ async fn refusals(backend: Backend) {
     // Signed two hours ago.
     let eve = remote.actor("eve");
     let old = now - Duration::from_secs(2 * 3600);
-    let status = post_signed(&inbox, &inbox, &follow(&eve, "/f4"), remote.key("eve"), old).await;
+    let status = post_signed(
+        &inbox,
+        &inbox,
+        &follow(&eve, "/f4"),
+        &remote.key("eve"),
+        old,
+    )
+    .await;
     assert_eq!(status, 401, "old date");
 
     // Signed by eve's key, claiming to be mallory.
@@ -566,7 +604,7 @@ async fn refusals(backend: Backend) {
         &inbox,
         &inbox,
         &follow(&mallory, "/f5"),
-        remote.key("eve"),
+        &remote.key("eve"),
         now,
     )
     .await;
@@ -579,7 +617,7 @@ async fn refusals(backend: Backend) {
         &inbox,
         &inbox,
         &follow(&peer.actor_id(), "/f6"),
-        remote.key("eve"),
+        &remote.key("eve"),
         now,
     )
     .await;
@@ -589,7 +627,7 @@ async fn refusals(backend: Backend) {
     // Ids on our own domain.
     let mut local = follow(&eve, "/f7");
     local["id"] = json!(bridge.base.join("/activities/forged").expect("url"));
-    let status = post_signed(&inbox, &inbox, &local, remote.key("eve"), now).await;
+    let status = post_signed(&inbox, &inbox, &local, &remote.key("eve"), now).await;
     assert!(matches!(status, 400 | 401), "local id: {status}");
 
     // Signed for another Host.
@@ -598,7 +636,7 @@ async fn refusals(backend: Backend) {
         &inbox,
         &elsewhere,
         &follow(&eve, "/f8"),
-        remote.key("eve"),
+        &remote.key("eve"),
         now,
     )
     .await;
@@ -641,7 +679,7 @@ async fn refusals(backend: Backend) {
     let delete = json!({
         "id": format!("{gone}#delete"), "type": "Delete", "actor": gone, "object": gone
     });
-    let status = post_signed(&inbox, &inbox, &delete, remote.key("gone"), now).await;
+    let status = post_signed(&inbox, &inbox, &delete, &remote.key("gone"), now).await;
     assert_eq!(status, 202, "Delete of a gone actor");
 
     // None of the above left anything behind.
@@ -649,7 +687,14 @@ async fn refusals(backend: Backend) {
 
     // A valid signature from the fake remote is accepted, showing the refusals above were
     // for their own reasons.
-    let status = post_signed(&inbox, &inbox, &follow(&eve, "/f9"), remote.key("eve"), now).await;
+    let status = post_signed(
+        &inbox,
+        &inbox,
+        &follow(&eve, "/f9"),
+        &remote.key("eve"),
+        now,
+    )
+    .await;
     assert_eq!(status, 202, "a well-signed Follow");
     assert_eq!(bridge.traces().await, (1, 1, 1));
 
@@ -704,7 +749,7 @@ async fn blocked_servers_and_accounts_are_refused() {
     let follow = json!({
         "id": format!("{eve}#follow"), "type": "Follow", "actor": eve, "object": bridge.actor()
     });
-    let status = post_signed(&inbox, &inbox, &follow, remote.key("eve"), now).await;
+    let status = post_signed(&inbox, &inbox, &follow, &remote.key("eve"), now).await;
     assert_eq!(status, 202);
     let kinds: Vec<String> = bridge
         .query(|c| activities::table.select(activities::kind).load(c))
@@ -741,5 +786,263 @@ async fn blocked_servers_and_accounts_are_refused() {
         fetches,
         "nothing fetched for a blocked server"
     );
+    bridge.app.stop().await.expect("stops");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotated_keys_are_refetched_once_and_bad_keys_are_remembered() {
+    let Some(bridge) = Bridge::start(Backend::Sqlite, &[]).await else {
+        return;
+    };
+    let remote = FakeRemote::start(&["eve"], &[]).await;
+    let inbox = bridge.shared_inbox();
+    let eve = remote.actor("eve");
+
+    let follow = json!({
+        "id": format!("{eve}#follow"), "type": "Follow", "actor": eve, "object": bridge.actor()
+    });
+    assert_eq!(remote.send(&inbox, "eve", follow).await, 202);
+    assert_eq!(remote.fetches(), 1);
+
+    // Eve rotates her key: the cached key fails, the bridge refetches once and accepts.
+    remote.put_actor("eve", json!({}));
+    let like = json!({
+        "id": format!("{eve}#like"), "type": "Like", "actor": eve, "object": bridge.note()
+    });
+    assert_eq!(remote.send(&inbox, "eve", like).await, 202);
+    assert_eq!(remote.fetches(), 2);
+    assert_eq!(
+        bridge.message_types().await,
+        ["follower.added", "like.added"]
+    );
+
+    // A key the bridge cannot get (404) is fetched once, not once per request.
+    remote.new_key("nobody");
+    let nobody = remote.actor("nobody");
+    for n in 0..3 {
+        let like = json!({
+            "id": format!("{nobody}#like{n}"), "type": "Like", "actor": nobody,
+            "object": bridge.note()
+        });
+        assert_eq!(remote.send(&inbox, "nobody", like).await, 401);
+    }
+    assert_eq!(remote.fetches(), 3);
+    bridge.app.stop().await.expect("stops");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_kind_of_activity_reaches_the_platform() {
+    let Some(bridge) = Bridge::start(Backend::Sqlite, &[]).await else {
+        return;
+    };
+    let remote = FakeRemote::start(&["eve", "mallory"], &[]).await;
+    let inbox = bridge.shared_inbox();
+    let (eve, mallory) = (remote.actor("eve"), remote.actor("mallory"));
+    let public = "https://www.w3.org/ns/activitystreams#Public";
+    let send = |name: &'static str, activity: Value| {
+        let (inbox, remote) = (&inbox, &remote);
+        async move {
+            let status = remote.send(inbox, name, activity.clone()).await;
+            assert_eq!(status, 202, "{activity}");
+        }
+    };
+    let last = |messages: &[(String, Value)]| messages.last().expect("a message").clone();
+
+    for (name, actor) in [("eve", &eve), ("mallory", &mallory)] {
+        send(
+            name,
+            json!({
+                "id": format!("{actor}#follow"), "type": "Follow", "actor": actor,
+                "object": bridge.actor()
+            }),
+        )
+        .await;
+    }
+
+    // Boost, a foreign Undo of it (ignored), and eve's own Undo.
+    let announce = format!("{eve}#announce");
+    send("eve", json!({
+        "id": announce, "type": "Announce", "actor": eve, "object": bridge.note(), "to": [public]
+    }))
+    .await;
+    send(
+        "mallory",
+        json!({
+            "id": format!("{mallory}#undo-eves"), "type": "Undo", "actor": mallory,
+            "object": announce
+        }),
+    )
+    .await;
+    send(
+        "eve",
+        json!({
+            "id": format!("{eve}#undo-announce"), "type": "Undo", "actor": eve,
+            "object": {"id": announce, "type": "Announce", "actor": eve, "object": bridge.note()}
+        }),
+    )
+    .await;
+    assert_eq!(
+        &bridge.message_types().await[2..],
+        ["boost.added", "boost.removed"]
+    );
+
+    // A mention and a quote.
+    let note = |id: &str, extra: Value| {
+        let mut note = json!({
+            "id": format!("{eve}/notes/{id}"), "type": "Note", "attributedTo": eve,
+            "content": "<p>hey</p>", "to": [public]
+        });
+        if let (Some(n), Some(e)) = (note.as_object_mut(), extra.as_object()) {
+            n.extend(e.clone());
+        }
+        json!({
+            "id": format!("{eve}/notes/{id}/activity"), "type": "Create", "actor": eve,
+            "object": note
+        })
+    };
+    send(
+        "eve",
+        note(
+            "1",
+            json!({"tag": [{"type": "Mention", "href": bridge.actor()}]}),
+        ),
+    )
+    .await;
+    let (kind, data) = last(&bridge.messages().await);
+    assert_eq!(kind, "mention.received");
+    assert_eq!(data["data"]["post_id"], Value::Null);
+    send("eve", note("2", json!({"quoteUrl": bridge.note()}))).await;
+    let (kind, data) = last(&bridge.messages().await);
+    assert_eq!(kind, "quote.received");
+    assert_eq!(data["data"]["post_id"], json!("p1"));
+    // A Note about someone else's post concerns nobody here.
+    let before = bridge.message_types().await.len();
+    send(
+        "eve",
+        note("3", json!({"inReplyTo": "https://elsewhere.example/p/1"})),
+    )
+    .await;
+    assert_eq!(bridge.message_types().await.len(), before);
+
+    // A report of the user and the post.
+    send(
+        "eve",
+        json!({
+            "id": format!("{eve}#flag"), "type": "Flag", "actor": eve,
+            "object": [bridge.actor(), bridge.note()], "content": "spam <b>here</b>"
+        }),
+    )
+    .await;
+    let (kind, data) = last(&bridge.messages().await);
+    assert_eq!(kind, "report.received");
+    assert_eq!(data["data"]["post_ids"], json!(["p1"]));
+    assert_eq!(data["data"]["comment"], json!("spam here"));
+
+    // The actor's own Update refreshes it.
+    send(
+        "eve",
+        json!({
+            "id": format!("{eve}#update"), "type": "Update", "actor": eve,
+            "object": {
+                "id": eve, "type": "Person", "preferredUsername": "eve", "name": "Eve Renamed",
+                "inbox": format!("{eve}/inbox")
+            }
+        }),
+    )
+    .await;
+    let eve_id = eve.to_string();
+    let name: Option<String> = bridge
+        .query(move |c| {
+            remote_actors::table
+                .filter(remote_actors::ap_id.eq(eve_id))
+                .select(remote_actors::name)
+                .first(c)
+        })
+        .await;
+    assert_eq!(name.as_deref(), Some("Eve Renamed"));
+
+    // A Move is recorded only when the target confirms it with alsoKnownAs.
+    remote.put_actor("eve2", json!({"alsoKnownAs": [eve]}));
+    send(
+        "mallory",
+        json!({
+            "id": format!("{mallory}#move"), "type": "Move", "actor": mallory,
+            "object": mallory, "target": remote.actor("eve2")
+        }),
+    )
+    .await;
+    send(
+        "eve",
+        json!({
+            "id": format!("{eve}#move"), "type": "Move", "actor": eve,
+            "object": eve, "target": remote.actor("eve2")
+        }),
+    )
+    .await;
+    let moved: Vec<(String, Option<String>)> = bridge
+        .query(|c| {
+            remote_actors::table
+                .order(remote_actors::ap_id.asc())
+                .select((remote_actors::ap_id, remote_actors::moved_to))
+                .load(c)
+        })
+        .await;
+    let moved: HashMap<String, Option<String>> = moved.into_iter().collect();
+    assert_eq!(moved[eve.as_str()], Some(remote.actor("eve2").to_string()));
+    assert_eq!(moved[mallory.as_str()], None);
+
+    // Blocked by eve: she stops following, the user is told.
+    let before = bridge.message_types().await.len();
+    send(
+        "eve",
+        json!({
+            "id": format!("{eve}#block"), "type": "Block", "actor": eve, "object": bridge.actor()
+        }),
+    )
+    .await;
+    assert_eq!(
+        &bridge.message_types().await[before..],
+        ["follower.removed", "user.blocked_by_remote"]
+    );
+
+    // Mallory deletes herself: her follow goes.
+    send(
+        "mallory",
+        json!({
+            "id": format!("{mallory}#delete"), "type": "Delete", "actor": mallory, "object": mallory
+        }),
+    )
+    .await;
+    assert_eq!(last(&bridge.messages().await).0, "follower.removed");
+    let follows_left: i64 = bridge.query(|c| follows::table.count().get_result(c)).await;
+    assert_eq!(follows_left, 0);
+
+    // After the user opts out nothing reaches them any more.
+    let user = bridge.user.id;
+    bridge
+        .db
+        .write(move |c| {
+            users::set_sharing_state(c, user, SharingState::Off, "[]", now_millis())?;
+            users::set_opted_out(c, user, now_millis(), now_millis())
+        })
+        .await
+        .expect("opt out");
+    let before = bridge.message_types().await.len();
+    send(
+        "eve",
+        json!({
+            "id": format!("{eve}#like-after"), "type": "Like", "actor": eve, "object": bridge.note()
+        }),
+    )
+    .await;
+    send(
+        "eve",
+        note(
+            "4",
+            json!({"tag": [{"type": "Mention", "href": bridge.actor()}]}),
+        ),
+    )
+    .await;
+    assert_eq!(bridge.message_types().await.len(), before);
     bridge.app.stop().await.expect("stops");
 }
