@@ -56,7 +56,7 @@ struct Bridge {
     base: Url,
     user: User,
     post_id: String,
-    _database: TestDatabase,
+    database: TestDatabase,
 }
 
 impl Bridge {
@@ -113,7 +113,7 @@ impl Bridge {
             base: Url::parse(&base).expect("base"),
             user,
             post_id,
-            _database: database,
+            database,
         })
     }
 
@@ -1044,5 +1044,57 @@ async fn every_kind_of_activity_reaches_the_platform() {
     )
     .await;
     assert_eq!(bridge.message_types().await.len(), before);
+    bridge.app.stop().await.expect("stops");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_database_is_answered_503_never_2xx() {
+    let Some(bridge) = Bridge::start(Backend::Postgres, &[]).await else {
+        return;
+    };
+    let remote = FakeRemote::start(&["eve"], &[]).await;
+    let eve = remote.actor("eve");
+    bridge.database.drop_postgres_now();
+    let follow = json!({
+        "id": format!("{eve}#follow"), "type": "Follow", "actor": eve, "object": bridge.actor()
+    });
+    let status = remote.send(&bridge.shared_inbox(), "eve", follow).await;
+    assert_eq!(status, 503);
+    bridge.app.stop().await.expect("stops");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_locked_account_keeps_follows_pending_without_an_accept() {
+    let Some(bridge) = Bridge::start(Backend::Sqlite, &[]).await else {
+        return;
+    };
+    let user = bridge.user.id;
+    bridge
+        .query(move |c| {
+            diesel::update(bridge::db::schema::users::table.find(user.0))
+                .set(bridge::db::schema::users::manually_approves_followers.eq(true))
+                .execute(c)
+        })
+        .await;
+    let remote = FakeRemote::start(&["eve"], &[]).await;
+    let eve = remote.actor("eve");
+    let follow = json!({
+        "id": format!("{eve}#follow"), "type": "Follow", "actor": eve, "object": bridge.actor()
+    });
+    assert_eq!(
+        remote.send(&bridge.shared_inbox(), "eve", follow).await,
+        202
+    );
+    let states: Vec<String> = bridge
+        .query(|c| follows::table.select(follows::state).load(c))
+        .await;
+    assert_eq!(states, ["pending"]);
+    let messages = bridge.messages().await;
+    assert_eq!(messages.len(), 1);
+    assert_eq!(messages[0].1["data"]["pending"], json!(true));
+    let answers: i64 = bridge
+        .query(|c| activities::table.count().get_result(c))
+        .await;
+    assert_eq!(answers, 0, "no Accept before the user approves");
     bridge.app.stop().await.expect("stops");
 }
