@@ -960,6 +960,16 @@ async fn every_kind_of_activity_reaches_the_platform() {
         })
         .await;
     assert_eq!(name.as_deref(), Some("Eve Renamed"));
+    // The Update listed no key: the stored one still verifies, without a refetch.
+    let fetches = remote.fetches();
+    send(
+        "eve",
+        json!({
+            "id": format!("{eve}#like-again"), "type": "Like", "actor": eve, "object": bridge.note()
+        }),
+    )
+    .await;
+    assert_eq!(remote.fetches(), fetches);
 
     // A Move is recorded only when the target confirms it with alsoKnownAs.
     remote.put_actor("eve2", json!({"alsoKnownAs": [eve]}));

@@ -54,6 +54,12 @@ pub(super) fn apply_actor(
         .as_deref()
         .and_then(|id| doc.key(id))
         .or_else(|| doc.keys.iter().find(|k| k.owner == doc.id.as_str()));
-    remote_actors::upsert(conn, &doc.input_with_key(key), cx.now)?;
+    let mut input = doc.input_with_key(key);
+    // An Update that lists no key of the actor's own leaves the stored key alone.
+    if key.is_none() {
+        input.public_key_id = cx.actor.public_key_id.clone();
+        input.public_key_pem = cx.actor.public_key_pem.clone();
+    }
+    remote_actors::upsert(conn, &input, cx.now)?;
     Ok(Applied::accepted())
 }
