@@ -1,6 +1,7 @@
 //! The bridge's one error type.
 
 use crate::federation::{RemoteFailure, SignatureRejection};
+use crate::inbox::InboxRejection;
 use crate::settings::SettingsError;
 
 /// Everything that can go wrong inside the bridge.
@@ -47,6 +48,12 @@ pub enum Error {
     /// The outbound HTTP client could not be built.
     #[error("HTTP client: {0}")]
     HttpClient(String),
+    /// An inbound activity was refused; see [`InboxRejection::http_status`].
+    #[error("inbox: {0}")]
+    Inbox(#[from] InboxRejection),
+    /// One inbound request needed more remote fetches than it is allowed.
+    #[error("the budget of {0} remote fetches for this request is spent")]
+    FetchBudgetExhausted(u32),
 }
 
 impl Error {
@@ -74,7 +81,9 @@ impl Error {
             | Self::Metrics(_)
             | Self::Key(_)
             | Self::Signature(_)
-            | Self::HttpClient(_) => false,
+            | Self::HttpClient(_)
+            | Self::Inbox(_)
+            | Self::FetchBudgetExhausted(_) => false,
         }
     }
 }

@@ -9,6 +9,7 @@ pub mod delivery;
 pub mod error;
 pub mod federation;
 pub mod http;
+pub mod inbox;
 pub mod ingest;
 pub mod opt_in;
 pub mod relay;

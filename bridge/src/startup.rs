@@ -83,6 +83,7 @@ impl Application {
             urls: Urls::new(&settings.federation)?,
             client,
             delivery_wakeup: Arc::new(Notify::new()),
+            fetch_failures: Arc::default(),
             settings: Arc::new(settings),
             db,
             metrics: Metrics::new()?,

@@ -49,6 +49,9 @@ pub struct Metrics {
     pub broker_connected: IntGauge,
     /// The delivery engine.
     pub delivery: DeliveryMetrics,
+    /// Inbox POSTs by outcome: accepted, duplicate, ignored, rejected_signature, malformed,
+    /// blocked, error.
+    pub inbox_activities: IntCounterVec,
 }
 
 /// Metrics of the delivery engine. No metric is labelled by remote host: hosts are chosen by
@@ -140,6 +143,10 @@ impl Metrics {
         )?;
         let broker_connected =
             IntGauge::new("broker_connected", "1 while the broker is connected")?;
+        let inbox_activities = IntCounterVec::new(
+            Opts::new("inbox_activities_total", "Inbox POSTs by outcome"),
+            &["outcome"],
+        )?;
         let build_info = IntGaugeVec::new(
             Opts::new("build_info", "Version of the running fedibridge"),
             &["version"],
@@ -151,6 +158,7 @@ impl Metrics {
         registry.register(Box::new(http_duration.clone()))?;
         registry.register(Box::new(db_pool.clone()))?;
         registry.register(Box::new(broker_connected.clone()))?;
+        registry.register(Box::new(inbox_activities.clone()))?;
         registry.register(Box::new(build_info))?;
         let delivery = DeliveryMetrics::new(&registry)?;
         Ok(Self {
@@ -160,6 +168,7 @@ impl Metrics {
             db_pool,
             broker_connected,
             delivery,
+            inbox_activities,
         })
     }
 

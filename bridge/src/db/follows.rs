@@ -122,6 +122,18 @@ pub fn find(
         .optional()?)
 }
 
+/// The follow created by the remote `Follow` activity `follow_activity_id`.
+pub fn find_by_activity_id(
+    conn: &mut AnyConnection,
+    follow_activity_id: &str,
+) -> Result<Option<Follow>, Error> {
+    Ok(follows::table
+        .filter(follows::follow_activity_id.eq(follow_activity_id))
+        .select(Follow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
 /// Accepts a pending follow.
 pub fn accept(conn: &mut AnyConnection, id: i64, now: i64) -> Result<(), Error> {
     diesel::update(follows::table.find(id))

@@ -18,11 +18,13 @@ macro_rules! with_backend {
 pub mod activities;
 mod any_connection;
 pub mod audit;
+pub mod blocks;
 pub mod dedupe;
 pub mod deliveries;
 pub mod follower_list;
 pub mod follows;
 pub mod hosts;
+pub mod interactions;
 pub mod keys;
 pub mod ledger;
 pub mod outbox;

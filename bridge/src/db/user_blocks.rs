@@ -30,9 +30,11 @@ impl BlockTarget {
     }
 
     /// The actor URL or the host.
-    pub fn value(&self) -> &str {
+    pub fn value(&self) -> String {
         match self {
-            Self::Actor(v) | Self::Domain(v) => v,
+            Self::Actor(v) => v.clone(),
+            // Stored in the one form the inbox matches against (see `blocks`).
+            Self::Domain(v) => super::blocks::normalize_domain(v),
         }
     }
 }
@@ -103,29 +105,6 @@ pub fn list(conn: &mut AnyConnection, user: UserId) -> Result<Vec<UserBlock>, Er
         .order(user_blocks::id.asc())
         .select(UserBlock::as_select())
         .load(conn)?)
-}
-
-/// Whether `user` blocked the actor `actor_ap_id` or its server `host`.
-pub fn is_blocked(
-    conn: &mut AnyConnection,
-    user: UserId,
-    actor_ap_id: &str,
-    host: &str,
-) -> Result<bool, Error> {
-    let host = host.to_lowercase();
-    let count: i64 = user_blocks::table
-        .filter(user_blocks::user_id.eq(user.0))
-        .filter(
-            user_blocks::target_kind
-                .eq("actor")
-                .and(user_blocks::target.eq(actor_ap_id))
-                .or(user_blocks::target_kind
-                    .eq("domain")
-                    .and(user_blocks::target.eq(host))),
-        )
-        .count()
-        .get_result(conn)?;
-    Ok(count > 0)
 }
 
 /// The id of the latest `Block` activity `user` sent to `actor_ap_id` (needed to undo it).

@@ -5,6 +5,7 @@ pub mod address_policy;
 pub mod block_activity;
 pub mod client;
 pub mod content;
+pub mod fetch;
 pub mod http_signatures;
 pub mod keys;
 pub mod media_type;

@@ -177,10 +177,21 @@ impl Urls {
             None => host.clone(),
         };
         let base_host = self.base.host_str().unwrap_or_default().to_lowercase();
-        host == base_host
-            || authority == self.base_authority().to_lowercase()
-            || authority == self.domain
-            || host == self.domain
+        // A base or handle domain with an explicit port (local trials, where several
+        // servers share `localhost`) is told apart from its neighbours by the port.
+        let same_host = |ours: &str| {
+            if ours.contains(':') {
+                authority == ours
+            } else {
+                host == ours
+            }
+        };
+        let base_authority = self.base_authority().to_lowercase();
+        same_host(if self.base.port().is_some() {
+            &base_authority
+        } else {
+            &base_host
+        }) || same_host(&self.domain)
     }
 
     /// What a URL on our origin points at.
@@ -277,6 +288,10 @@ mod tests {
             assert!(u.is_local(&Url::parse(local).expect("url")), "{local}");
         }
         assert!(!u.is_local(&Url::parse("https://evil.example/x").expect("url")));
+
+        let trial = urls("http://localhost:8080", "localhost:8080");
+        assert!(trial.is_local(&Url::parse("http://localhost:8080/users/1").expect("url")));
+        assert!(!trial.is_local(&Url::parse("http://localhost:9090/users/1").expect("url")));
         assert_eq!(
             u.parse_local(&Url::parse("https://evil.example/users/1").expect("url")),
             None

@@ -7,6 +7,7 @@ mod authorize_interaction;
 mod error;
 mod events;
 mod health;
+mod inbox;
 mod metrics;
 mod negotiate;
 mod nodeinfo;
@@ -29,7 +30,7 @@ use tokio::sync::Notify;
 
 use crate::{
     db::Database,
-    federation::{FederationClient, urls::Urls},
+    federation::{FederationClient, fetch::FetchFailures, urls::Urls},
     settings::Settings,
     telemetry::Metrics,
 };
@@ -45,6 +46,8 @@ pub struct AppState {
     pub urls: Urls,
     /// The only door to remote servers.
     pub client: FederationClient,
+    /// Remote fetches that failed recently, shared by every inbox request.
+    pub fetch_failures: Arc<FetchFailures>,
     /// Notified when deliveries were queued, so the delivery role starts at once.
     pub delivery_wakeup: Arc<Notify>,
     /// Metrics registry.
@@ -66,7 +69,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(events::configure)
         .configure(api::configure)
         .configure(settings_page::configure)
-        .configure(authorize_interaction::configure);
+        .configure(authorize_interaction::configure)
+        .configure(inbox::configure);
 }
 
 /// Records request counts and latency by route pattern (never by raw path, which an

@@ -1,0 +1,151 @@
+//! Blocks: whole servers by the administrator (`instance_blocks`) and remote accounts or
+//! servers by a user (`user_blocks`).
+
+use diesel::prelude::*;
+
+use super::{
+    AnyConnection,
+    schema::{instance_blocks, user_blocks},
+    users::UserId,
+};
+use crate::error::Error;
+
+/// How hard an administrator blocks a server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InstanceBlockSeverity {
+    /// Nothing from it is accepted.
+    Reject,
+    /// Its accounts may not follow local users; other activities are accepted.
+    FollowsOnly,
+}
+
+impl InstanceBlockSeverity {
+    /// Stored spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Reject => "reject",
+            Self::FollowsOnly => "follows_only",
+        }
+    }
+
+    /// Reads the stored spelling; anything unknown is the strict side.
+    pub fn parse(value: &str) -> Self {
+        match value {
+            "follows_only" => Self::FollowsOnly,
+            _ => Self::Reject,
+        }
+    }
+}
+
+/// Lowercase, no trailing dot, no port: the form domains are stored and matched in.
+pub fn normalize_domain(domain: &str) -> String {
+    let domain = domain.trim().to_ascii_lowercase();
+    let name = match domain.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name.to_owned(),
+        _ => domain,
+    };
+    name.trim_end_matches('.').to_owned()
+}
+
+/// `host`, then each parent domain (`a.b.example` → `b.example` → `example`), since a
+/// block of a server covers its subdomains, as on Mastodon.
+fn domain_and_parents(host: &str) -> Vec<String> {
+    let host = normalize_domain(host);
+    let mut domains = vec![host.clone()];
+    let mut rest = host.as_str();
+    while let Some((_, parent)) = rest.split_once('.') {
+        domains.push(parent.to_owned());
+        rest = parent;
+    }
+    domains
+}
+
+/// Blocks (or re-blocks with a new severity) a server.
+pub fn block_instance(
+    conn: &mut AnyConnection,
+    domain: &str,
+    severity: InstanceBlockSeverity,
+    reason: Option<&str>,
+    now: i64,
+) -> Result<(), Error> {
+    let domain = normalize_domain(domain);
+    let updated = diesel::update(instance_blocks::table.find(&domain))
+        .set((
+            instance_blocks::severity.eq(severity.as_str()),
+            instance_blocks::reason.eq(reason),
+        ))
+        .execute(conn)?;
+    if updated == 0 {
+        diesel::insert_into(instance_blocks::table)
+            .values((
+                instance_blocks::domain.eq(&domain),
+                instance_blocks::severity.eq(severity.as_str()),
+                instance_blocks::reason.eq(reason),
+                instance_blocks::created_at.eq(now),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// Lifts a server block; returns whether there was one.
+pub fn unblock_instance(conn: &mut AnyConnection, domain: &str) -> Result<bool, Error> {
+    let removed =
+        diesel::delete(instance_blocks::table.find(normalize_domain(domain))).execute(conn)?;
+    Ok(removed > 0)
+}
+
+/// The strictest block covering `host` (or one of its parent domains).
+pub fn instance_block_for(
+    conn: &mut AnyConnection,
+    host: &str,
+) -> Result<Option<InstanceBlockSeverity>, Error> {
+    let severities: Vec<String> = instance_blocks::table
+        .filter(instance_blocks::domain.eq_any(domain_and_parents(host)))
+        .select(instance_blocks::severity)
+        .load(conn)?;
+    let parsed: Vec<InstanceBlockSeverity> = severities
+        .iter()
+        .map(|s| InstanceBlockSeverity::parse(s))
+        .collect();
+    Ok(if parsed.contains(&InstanceBlockSeverity::Reject) {
+        Some(InstanceBlockSeverity::Reject)
+    } else {
+        parsed.first().copied()
+    })
+}
+
+/// Whether `user` blocks the actor `actor_id` or its server `host` (or a parent domain).
+pub fn user_blocks(
+    conn: &mut AnyConnection,
+    user: UserId,
+    actor_id: &str,
+    host: &str,
+) -> Result<bool, Error> {
+    let by_actor = user_blocks::target_kind
+        .eq("actor")
+        .and(user_blocks::target.eq(actor_id));
+    let by_domain = user_blocks::target_kind
+        .eq("domain")
+        .and(user_blocks::target.eq_any(domain_and_parents(host)));
+    let count: i64 = user_blocks::table
+        .filter(user_blocks::user_id.eq(user.0))
+        .filter(by_actor.or(by_domain))
+        .count()
+        .get_result(conn)?;
+    Ok(count > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn domains_are_normalized_and_cover_their_subdomains() {
+        assert_eq!(normalize_domain("Evil.Example.:8443"), "evil.example");
+        assert_eq!(
+            domain_and_parents("a.evil.example:80"),
+            vec!["a.evil.example", "evil.example", "example"]
+        );
+    }
+}

@@ -1,0 +1,180 @@
+//! What every handler works with: the authenticated activity and its actor, and the lookups
+//! and messages they share.
+
+use platform_adapter::events::{OutboundPayload, RemoteAccount, RemoteContent};
+use url::Url;
+
+use super::{note::RemoteNote, parse::InboundActivity};
+use crate::{
+    db::{
+        AnyConnection, blocks, posts,
+        posts::{FederationState, Post},
+        remote_actors::RemoteActor,
+        users::{self, User},
+    },
+    error::Error,
+    federation::urls::{LocalObject, Urls},
+    opt_in::SharingState,
+    to_platform,
+};
+
+/// What an inbound activity came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Its effect is committed.
+    Accepted,
+    /// Already handled (a replay or redelivery): nothing was done again.
+    Duplicate,
+    /// Understood and authenticated, but it concerns nothing here (or nothing we act on).
+    Ignored,
+}
+
+impl Outcome {
+    /// Metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Accepted => "accepted",
+            Self::Duplicate => "duplicate",
+            Self::Ignored => "ignored",
+        }
+    }
+}
+
+/// A handler's result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Applied {
+    pub outcome: Outcome,
+    /// An activity (Accept, Reject) was queued for delivery.
+    pub deliveries_queued: bool,
+}
+
+impl Applied {
+    pub fn accepted() -> Self {
+        Self {
+            outcome: Outcome::Accepted,
+            deliveries_queued: false,
+        }
+    }
+
+    pub fn accepted_with_delivery() -> Self {
+        Self {
+            outcome: Outcome::Accepted,
+            deliveries_queued: true,
+        }
+    }
+
+    pub fn ignored() -> Self {
+        Self {
+            outcome: Outcome::Ignored,
+            deliveries_queued: false,
+        }
+    }
+
+    pub fn duplicate() -> Self {
+        Self {
+            outcome: Outcome::Duplicate,
+            deliveries_queued: false,
+        }
+    }
+
+    /// `accepted` when something was done, `ignored` otherwise.
+    pub fn done_if(done: bool) -> Self {
+        if done {
+            Self::accepted()
+        } else {
+            Self::ignored()
+        }
+    }
+}
+
+/// An authenticated activity and everything a handler needs besides the connection.
+#[derive(Debug, Clone)]
+pub(super) struct Cx {
+    pub urls: Urls,
+    pub activity: InboundActivity,
+    /// The actor, whose key signed the request.
+    pub actor: RemoteActor,
+    pub now: i64,
+}
+
+impl Cx {
+    /// The actor as the platform sees it.
+    pub fn account(&self) -> Result<RemoteAccount, Error> {
+        to_platform::remote_account(&self.actor)
+    }
+
+    /// The local user whose actor URL is `url` (any sharing state).
+    pub fn local_user(&self, conn: &mut AnyConnection, url: &Url) -> Result<Option<User>, Error> {
+        match self.urls.parse_local(url) {
+            Some(LocalObject::Actor(uid)) => users::find_by_platform_id(conn, &uid),
+            _ => Ok(None),
+        }
+    }
+
+    /// The local post whose Note URL is `url`, with its author, when it is on the
+    /// fediverse right now: federated, still shareable, and its author sharing.
+    pub fn visible_post(
+        &self,
+        conn: &mut AnyConnection,
+        url: &Url,
+    ) -> Result<Option<(Post, User)>, Error> {
+        let Some(LocalObject::Note(pid)) = self.urls.parse_local(url) else {
+            return Ok(None);
+        };
+        let Some(post) = posts::find_by_platform_id(conn, &pid)? else {
+            return Ok(None);
+        };
+        if post.federation() != FederationState::Federated || !post.content_is_shareable() {
+            return Ok(None);
+        }
+        let Some(author) = users::find(conn, post.user_id)? else {
+            return Ok(None);
+        };
+        Ok((author.sharing() == SharingState::On).then_some((post, author)))
+    }
+
+    /// Whether `user` blocks the actor or its server.
+    pub fn blocked_by(&self, conn: &mut AnyConnection, user: &User) -> Result<bool, Error> {
+        blocks::user_blocks(conn, user.id, &self.actor.ap_id, &self.actor.host)
+    }
+
+    /// Writes a message to the platform about `user`, unless the user turned sharing off
+    /// (after an opt-out nothing from the fediverse reaches them). Returns whether written.
+    pub fn notify(
+        &self,
+        conn: &mut AnyConnection,
+        cause: &str,
+        user: &User,
+        payload: OutboundPayload,
+    ) -> Result<bool, Error> {
+        if user.sharing() == SharingState::Off {
+            return Ok(false);
+        }
+        to_platform::enqueue(conn, cause, &user.platform_user_id, payload, self.now)
+    }
+
+    /// A received Note as platform content for `user` (and `post`, when it answers one).
+    pub fn content(
+        &self,
+        note: &RemoteNote,
+        user: &User,
+        post: Option<&Post>,
+    ) -> Result<RemoteContent, Error> {
+        Ok(RemoteContent {
+            user_id: to_platform::user_id(&user.platform_user_id)?,
+            post_id: post
+                .map(|p| to_platform::post_id(&p.platform_post_id))
+                .transpose()?,
+            remote_object_id: note.id.clone(),
+            by: self.account()?,
+            content_html: note.content_html.clone(),
+            content_text: note.content_text.clone(),
+            language: note.language.clone(),
+            in_reply_to: note.in_reply_to.clone(),
+            published_at: note.published,
+            url: note.url.clone(),
+            sensitive: note.sensitive,
+            content_warning: note.content_warning.clone(),
+        })
+    }
+}

@@ -1,0 +1,231 @@
+//! The ActivityPub inbox: authenticate an inbound activity, then apply its effect.
+//!
+//! The order is fixed and nothing has a side effect before authentication:
+//! 1. the signature's key-independent checks (signed headers, `Host`, date window, digest);
+//! 2. the envelope (`id`, `type`, `actor`: ours never, same origin);
+//! 3. the administrator's domain blocks, before anything is fetched for the actor;
+//! 4. the key: stored, or fetched (signed, id-checked, budgeted); its owner must be the
+//!    activity's actor; then the RSA check (once more after a refetch, for rotated keys);
+//! 5. the effect, in one transaction that first claims the activity id, so a replay or
+//!    redelivery changes nothing twice. 2xx is answered only after that commit.
+
+mod block;
+mod context;
+mod create;
+mod delete;
+mod flag;
+mod follow;
+mod moves;
+pub mod note;
+pub mod parse;
+mod reaction;
+pub mod rejection;
+pub mod sanitize;
+mod undo;
+mod update;
+mod verify;
+
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+
+pub use context::Outcome;
+pub use rejection::InboxRejection;
+
+use context::{Applied, Cx};
+use parse::{ActivityKind, InboundActivity};
+use verify::Authenticated;
+
+use crate::{
+    db::{
+        AnyConnection,
+        blocks::{self, InstanceBlockSeverity},
+        dedupe,
+        interactions::InteractionKind,
+        now_millis,
+        remote_actors::RemoteActor,
+        users,
+    },
+    error::Error,
+    federation::{
+        fetch::{DEFAULT_FETCH_BUDGET, Fetcher, parse_actor},
+        http_signatures,
+    },
+    http::AppState,
+    opt_in::SharingState,
+};
+
+/// Which inbox a request was posted to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InboxTarget {
+    /// `/inbox`.
+    Shared,
+    /// `/users/{platform_user_id}/inbox`.
+    User(String),
+}
+
+/// An inbox POST as received.
+#[derive(Debug, Clone)]
+pub struct InboundRequest {
+    /// `/inbox?…` as received: the signed `(request-target)`.
+    pub path_and_query: String,
+    /// Every header, names as received, repeats allowed.
+    pub headers: Vec<(String, String)>,
+    /// The raw body (already size-capped).
+    pub body: Bytes,
+    /// Which inbox.
+    pub target: InboxTarget,
+}
+
+/// Authenticates and applies one inbound activity; `Ok` only once its effect (if any) is
+/// committed.
+pub async fn receive(state: &AppState, request: InboundRequest) -> Result<Outcome, Error> {
+    let window = Duration::from_secs(state.settings.federation.signature_window_secs);
+    let pending = http_signatures::begin_verify(
+        "POST",
+        &request.path_and_query,
+        request
+            .headers
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_str())),
+        &request.body,
+        &[state.urls.base_authority()],
+        SystemTime::now(),
+        window,
+    )?;
+    let activity = parse::parse(&request.body, &state.urls)?;
+
+    if let InboxTarget::User(uid) = request.target {
+        let user = state
+            .db
+            .run(move |c| users::find_by_platform_id(c, &uid))
+            .await?;
+        // An inbox exists for as long as the actor does or did (opted out: 410 actor,
+        // activities still verified and then dropped).
+        if !user.is_some_and(|u| u.sharing() != SharingState::Off || u.opted_out()) {
+            return Err(InboxRejection::NoSuchInbox.into());
+        }
+    }
+
+    let host = activity.actor.host_str().unwrap_or_default().to_owned();
+    let blocked = {
+        let host = host.clone();
+        state
+            .db
+            .run(move |c| blocks::instance_block_for(c, &host))
+            .await?
+    };
+    if blocked == Some(InstanceBlockSeverity::Reject) {
+        return Err(InboxRejection::Blocked(host).into());
+    }
+
+    let fetcher = Fetcher::new(
+        &state.client,
+        &state.db,
+        &state.urls,
+        &state.fetch_failures,
+        DEFAULT_FETCH_BUDGET,
+    );
+    let actor = match verify::authenticate(&state.db, &fetcher, &pending, &activity).await? {
+        Authenticated::Actor(actor) => *actor,
+        Authenticated::GoneActorDelete => return Ok(Outcome::Ignored),
+    };
+
+    let applied = dispatch(state, &fetcher, activity, actor).await?;
+    if applied.deliveries_queued {
+        state.delivery_wakeup.notify_one();
+    }
+    Ok(applied.outcome)
+}
+
+async fn dispatch(
+    state: &AppState,
+    fetcher: &Fetcher<'_>,
+    activity: InboundActivity,
+    actor: RemoteActor,
+) -> Result<Applied, Error> {
+    let cx = Cx {
+        urls: state.urls.clone(),
+        activity,
+        actor,
+        now: now_millis(),
+    };
+    match cx.activity.kind {
+        ActivityKind::Follow => in_transaction(state, cx, follow::apply).await,
+        ActivityKind::Undo => in_transaction(state, cx, undo::apply).await,
+        ActivityKind::Like => {
+            in_transaction(state, cx, |c, cx| {
+                reaction::apply(c, cx, InteractionKind::Like)
+            })
+            .await
+        }
+        ActivityKind::Announce => {
+            in_transaction(state, cx, |c, cx| {
+                reaction::apply(c, cx, InteractionKind::Boost)
+            })
+            .await
+        }
+        ActivityKind::Create => match create::resolve(fetcher, &cx.activity).await? {
+            Some(note) if create::concerns_us(&note, &cx.urls) => {
+                in_transaction(state, cx, move |c, cx| create::apply(c, cx, &note)).await
+            }
+            _ => Ok(Applied::ignored()),
+        },
+        ActivityKind::Update => update(state, fetcher, cx).await,
+        ActivityKind::Delete => in_transaction(state, cx, delete::apply).await,
+        ActivityKind::Block => in_transaction(state, cx, block::apply).await,
+        ActivityKind::Flag => in_transaction(state, cx, flag::apply).await,
+        ActivityKind::Move => {
+            match moves::confirmed_target(fetcher, &state.urls, &cx.activity).await? {
+                Some(target) => {
+                    in_transaction(state, cx, move |c, cx| moves::apply(c, cx, &target)).await
+                }
+                None => Ok(Applied::ignored()),
+            }
+        }
+        ActivityKind::Other => Ok(Applied::ignored()),
+    }
+}
+
+/// `Update` of the actor itself (embedded, same id) or of a Note.
+async fn update(state: &AppState, fetcher: &Fetcher<'_>, cx: Cx) -> Result<Applied, Error> {
+    if cx.activity.object_id().as_ref() == Some(&cx.activity.actor)
+        && cx.activity.embedded_object().is_some()
+    {
+        let doc = parse_actor(&cx.activity.object, &cx.activity.actor)
+            .map_err(|e| InboxRejection::Malformed(e.to_string()))?;
+        if doc.id != cx.activity.actor {
+            return Ok(Applied::ignored());
+        }
+        return in_transaction(state, cx, move |c, cx| update::apply_actor(c, cx, &doc)).await;
+    }
+    match create::resolve(fetcher, &cx.activity).await? {
+        Some(note) => {
+            in_transaction(state, cx, move |c, cx| update::apply_note(c, cx, &note)).await
+        }
+        None => Ok(Applied::ignored()),
+    }
+}
+
+/// Runs a handler in one write transaction that first claims the activity id.
+async fn in_transaction<F>(state: &AppState, cx: Cx, handler: F) -> Result<Applied, Error>
+where
+    F: FnOnce(&mut AnyConnection, &Cx) -> Result<Applied, Error> + Send + 'static,
+{
+    state
+        .db
+        .write(move |c| {
+            let fresh = dedupe::claim_activity(
+                c,
+                cx.activity.id.as_str(),
+                cx.activity.actor.as_str(),
+                &cx.activity.type_name,
+                cx.now,
+            )?;
+            if !fresh {
+                return Ok(Applied::duplicate());
+            }
+            handler(c, &cx)
+        })
+        .await
+}

@@ -1,0 +1,126 @@
+//! Who signed: from a signature's key id to a verified remote actor.
+
+use super::{
+    parse::{ActivityKind, InboundActivity},
+    rejection::InboxRejection,
+};
+use crate::{
+    db::{
+        Database, now_millis,
+        remote_actors::{self, RemoteActor},
+    },
+    error::Error,
+    federation::{
+        RemoteFailure, SignatureRejection, fetch::Fetcher, http_signatures::PendingSignature,
+    },
+};
+
+/// A stored key is trusted without refetching for this long; after that it is refetched,
+/// and still used if the refetch fails for a reason other than the actor being gone.
+const KEY_FRESH_MS: i64 = 24 * 3600 * 1000;
+
+/// The result of authenticating a request.
+#[derive(Debug)]
+pub(super) enum Authenticated {
+    /// The signature verifies with a key of the activity's actor.
+    Actor(Box<RemoteActor>),
+    /// A deleted actor's own `Delete`, whose key can no longer be had (410): accepted
+    /// without effect, as Mastodon does, so its server stops retrying.
+    GoneActorDelete,
+}
+
+/// Authenticates `activity`: its actor must own the key that signed the request (the key
+/// is looked up by id, fetched when unknown or stale), and the signature must verify.
+/// A signature that fails with a cached key is retried once with a refetched key, since
+/// the actor may have rotated it.
+pub(super) async fn authenticate(
+    db: &Database,
+    fetcher: &Fetcher<'_>,
+    pending: &PendingSignature,
+    activity: &InboundActivity,
+) -> Result<Authenticated, Error> {
+    let key_id = pending.key_id.clone();
+    // Checked before any fetch, so a key id elsewhere cannot be used to make us fetch.
+    if key_id.origin() != activity.actor.origin() {
+        return Err(mismatch(key_id.as_str(), activity));
+    }
+    let stored = {
+        let key = key_id.to_string();
+        db.run(move |c| remote_actors::find_by_key_id(c, &key))
+            .await?
+    };
+    let usable = stored.filter(|a| a.deleted_at.is_none() && a.public_key_pem.is_some());
+    let (actor, cached) = match usable {
+        Some(actor) if now_millis() - actor.fetched_at < KEY_FRESH_MS => (actor, true),
+        stale => match fetcher.actor_for_key(&key_id).await {
+            Ok(actor) => (actor, false),
+            Err(e) if is_gone(&e) => {
+                return if deletes_itself(activity) {
+                    Ok(Authenticated::GoneActorDelete)
+                } else {
+                    Err(unavailable(e))
+                };
+            }
+            Err(e) => match stale {
+                Some(actor) if !is_database(&e) => (actor, true),
+                _ => return Err(unavailable(e)),
+            },
+        },
+    };
+    if actor.ap_id != activity.actor.as_str() {
+        return Err(mismatch(&actor.ap_id, activity));
+    }
+    let pem = actor.public_key_pem.clone().unwrap_or_default();
+    match pending.verify_async(&pem).await {
+        Ok(()) => Ok(Authenticated::Actor(Box::new(actor))),
+        Err(Error::Signature(SignatureRejection::BadSignature)) if cached => {
+            let refreshed = fetcher.actor_for_key(&key_id).await.map_err(unavailable)?;
+            if refreshed.ap_id != activity.actor.as_str() {
+                return Err(mismatch(&refreshed.ap_id, activity));
+            }
+            if refreshed.public_key_pem == actor.public_key_pem {
+                return Err(SignatureRejection::BadSignature.into());
+            }
+            pending
+                .verify_async(&refreshed.public_key_pem.clone().unwrap_or_default())
+                .await?;
+            Ok(Authenticated::Actor(Box::new(refreshed)))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn deletes_itself(activity: &InboundActivity) -> bool {
+    activity.kind == ActivityKind::Delete && activity.object_id().as_ref() == Some(&activity.actor)
+}
+
+fn is_gone(error: &Error) -> bool {
+    matches!(
+        error,
+        Error::Remote {
+            failure: RemoteFailure::Gone,
+            ..
+        }
+    )
+}
+
+fn is_database(error: &Error) -> bool {
+    matches!(error, Error::Database(_) | Error::Pool(_))
+}
+
+/// A key that cannot be had is the sender's problem (401), unless our own database failed.
+fn unavailable(error: Error) -> Error {
+    if is_database(&error) {
+        error
+    } else {
+        InboxRejection::KeyUnavailable(error.to_string()).into()
+    }
+}
+
+fn mismatch(key_owner: &str, activity: &InboundActivity) -> Error {
+    InboxRejection::KeyOwnerMismatch {
+        key_owner: key_owner.to_owned(),
+        actor: activity.actor.to_string(),
+    }
+    .into()
+}
