@@ -87,24 +87,8 @@ impl DeadLetters {
             letters.push(describe(&message));
         }
         if let Some(tag) = last_tag {
-            self.channel
-                .basic_nack(
-                    tag,
-                    BasicNackOptions {
-                        multiple: true,
-                        requeue: true,
-                    },
-                )
+            self.requeue_up_to(tag, u32::try_from(total).unwrap_or(u32::MAX))
                 .await?;
-            // The broker requeues asynchronously; wait (briefly) until the messages are
-            // back, so that a count right after a listing is not short.
-            let expected = u32::try_from(total).unwrap_or(u32::MAX);
-            for _ in 0..100 {
-                if self.count().await? >= expected {
-                    break;
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-            }
         }
         Ok(letters)
     }
@@ -145,17 +129,32 @@ impl DeadLetters {
             replayed += 1;
         }
         if let Some(tag) = kept_tag {
-            self.channel
-                .basic_nack(
-                    tag,
-                    BasicNackOptions {
-                        multiple: true,
-                        requeue: true,
-                    },
-                )
-                .await?;
+            let kept = total.saturating_sub(u32::try_from(replayed).unwrap_or(u32::MAX));
+            self.requeue_up_to(tag, kept).await?;
         }
         Ok(replayed)
+    }
+
+    /// Returns every unsettled message up to `tag` to the queue, then waits (briefly) until
+    /// the queue holds at least `expected` again: the broker requeues asynchronously, and a
+    /// count right after a listing or replay must not come out short.
+    async fn requeue_up_to(&self, tag: u64, expected: u32) -> Result<(), Error> {
+        self.channel
+            .basic_nack(
+                tag,
+                BasicNackOptions {
+                    multiple: true,
+                    requeue: true,
+                },
+            )
+            .await?;
+        for _ in 0..200 {
+            if self.count().await? >= expected {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        Ok(())
     }
 
     /// Closes the connection; anything fetched and not settled returns to the queue.
