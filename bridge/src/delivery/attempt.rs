@@ -59,14 +59,19 @@ enum Prepared {
 
 /// Runs one delivery to its outcome; never fails (a storage failure is a retry).
 pub async fn run(sender: Arc<Sender>, delivery: ClaimedDelivery) -> Outcome {
-    let prepared = {
-        let sender = Arc::clone(&sender);
-        let delivery = delivery.clone();
-        sender
-            .db
-            .clone()
-            .run(move |c| prepare(c, &sender, &delivery))
-            .await
+    // In a fan-out every delivery after the first finds its activity, consent verdict and
+    // key cached; those skip the blocking pool and the database entirely.
+    let prepared = match prepare_cached(&sender, &delivery) {
+        Some(prepared) => Ok(prepared),
+        None => {
+            let sender = Arc::clone(&sender);
+            let delivery = delivery.clone();
+            sender
+                .db
+                .clone()
+                .run(move |c| prepare(c, &sender, &delivery))
+                .await
+        }
     };
     match prepared {
         Ok(Prepared::Send {
@@ -97,15 +102,63 @@ pub async fn run(sender: Arc<Sender>, delivery: ClaimedDelivery) -> Outcome {
     }
 }
 
+/// Whether this delivery must wait for an older activity about the same object.
+fn needs_order_check(delivery: &ClaimedDelivery) -> bool {
+    matches!(
+        consent::activity_type(&delivery.kind),
+        Some(ActivityType::Update | ActivityType::Delete)
+    ) && delivery.object_ap_id.is_some()
+}
+
+/// The checks of [`prepare`] answered from the caches alone, when they can be.
+fn prepare_cached(sender: &Sender, delivery: &ClaimedDelivery) -> Option<Prepared> {
+    if needs_order_check(delivery) {
+        return None;
+    }
+    let context = sender.caches.activity(delivery.activity_id)?;
+    let verdict = sender.caches.consent(delivery.activity_id)?;
+    if let Consent::Withhold(why) = verdict {
+        return Some(Prepared::Withhold(why));
+    }
+    let key = sender.caches.key(context.user_id)?;
+    Some(Prepared::Send {
+        payload: context.payload.clone(),
+        key,
+        ledger: ledger_entry(sender, delivery, context.user_id.map(UserId)),
+    })
+}
+
+/// Where a successful delivery of our own Note is recorded, for opt-out.
+fn ledger_entry(
+    sender: &Sender,
+    delivery: &ClaimedDelivery,
+    user: Option<UserId>,
+) -> Option<LedgerEntry> {
+    match (consent::activity_type(&delivery.kind), user) {
+        (Some(ActivityType::Create | ActivityType::Update), Some(user))
+            if consent::local_note(&sender.urls, delivery.object_ap_id.as_deref()).is_some() =>
+        {
+            delivery
+                .object_ap_id
+                .clone()
+                .map(|object_ap_id| LedgerEntry {
+                    user,
+                    object_ap_id,
+                    inbox: delivery.inbox.clone(),
+                })
+        }
+        _ => None,
+    }
+}
+
 fn prepare(
     conn: &mut AnyConnection,
     sender: &Sender,
     delivery: &ClaimedDelivery,
 ) -> Result<Prepared, Error> {
     let now = crate::db::now_millis();
-    let kind = consent::activity_type(&delivery.kind);
-    if let (Some(ActivityType::Update | ActivityType::Delete), Some(object)) =
-        (kind, delivery.object_ap_id.as_deref())
+    if needs_order_check(delivery)
+        && let Some(object) = delivery.object_ap_id.as_deref()
         && let Some(due) =
             deliveries::older_pending_due(conn, &delivery.inbox, object, delivery.activity_id)?
     {
@@ -170,25 +223,10 @@ fn prepare(
         }
     };
 
-    let ledger = match (kind, user) {
-        (Some(ActivityType::Create | ActivityType::Update), Some(user))
-            if consent::local_note(&sender.urls, delivery.object_ap_id.as_deref()).is_some() =>
-        {
-            delivery
-                .object_ap_id
-                .clone()
-                .map(|object_ap_id| LedgerEntry {
-                    user,
-                    object_ap_id,
-                    inbox: delivery.inbox.clone(),
-                })
-        }
-        _ => None,
-    };
     Ok(Prepared::Send {
         payload: context.payload.clone(),
         key,
-        ledger,
+        ledger: ledger_entry(sender, delivery, user),
     })
 }
 
