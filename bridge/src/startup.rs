@@ -121,6 +121,9 @@ impl Application {
                 ));
             }
         }
+        if roles.contains(&Role::Delivery) {
+            tasks.spawn(crate::delivery::run(state.clone()));
+        }
 
         let (server, port) = if roles.contains(&Role::Http) {
             let (server, port) = Self::http_server(&state)?;

@@ -1,8 +1,8 @@
 //! Logs (tracing) and metrics (Prometheus text exposition).
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 
@@ -47,6 +47,75 @@ pub struct Metrics {
     pub db_pool: IntGaugeVec,
     /// 1 while the broker is connected, 0 otherwise (absent when none is configured).
     pub broker_connected: IntGauge,
+    /// The delivery engine.
+    pub delivery: DeliveryMetrics,
+}
+
+/// Metrics of the delivery engine. No metric is labelled by remote host: hosts are chosen by
+/// remote servers, and one series per host would grow without bound.
+#[derive(Clone)]
+pub struct DeliveryMetrics {
+    /// Deliveries by `outcome`: delivered, refused, gone, retry, expired, dropped, deferred.
+    pub outcomes: IntCounterVec,
+    /// Failed attempts by `reason`: timeout, transport, status_408, status_429, status_5xx.
+    pub failures: IntCounterVec,
+    /// Time of one delivery request (signing included) by `result`: 2xx, 3xx, 4xx, 5xx, error.
+    pub request_duration: HistogramVec,
+    /// Deliveries being prepared or sent by this process.
+    pub in_flight: IntGauge,
+    /// Pending deliveries in the whole queue, refreshed periodically.
+    pub queue_depth: IntGauge,
+    /// Outcomes written per transaction.
+    pub outcome_batch: Histogram,
+}
+
+impl DeliveryMetrics {
+    fn new(registry: &Registry) -> Result<Self, Error> {
+        let outcomes = IntCounterVec::new(
+            Opts::new("deliveries_total", "Delivery attempts by outcome"),
+            &["outcome"],
+        )?;
+        let failures = IntCounterVec::new(
+            Opts::new(
+                "delivery_failures_total",
+                "Delivery attempts that will be retried, by reason",
+            ),
+            &["reason"],
+        )?;
+        let request_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "delivery_request_duration_seconds",
+                "Time of one signed delivery request",
+            )
+            .buckets(vec![
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+            ]),
+            &["result"],
+        )?;
+        let in_flight = IntGauge::new("deliveries_in_flight", "Deliveries being sent")?;
+        let queue_depth = IntGauge::new("delivery_queue_depth", "Pending deliveries")?;
+        let outcome_batch = Histogram::with_opts(
+            HistogramOpts::new(
+                "delivery_outcome_batch_size",
+                "Delivery outcomes written per transaction",
+            )
+            .buckets(vec![1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0]),
+        )?;
+        registry.register(Box::new(outcomes.clone()))?;
+        registry.register(Box::new(failures.clone()))?;
+        registry.register(Box::new(request_duration.clone()))?;
+        registry.register(Box::new(in_flight.clone()))?;
+        registry.register(Box::new(queue_depth.clone()))?;
+        registry.register(Box::new(outcome_batch.clone()))?;
+        Ok(Self {
+            outcomes,
+            failures,
+            request_duration,
+            in_flight,
+            queue_depth,
+            outcome_batch,
+        })
+    }
 }
 
 impl Metrics {
@@ -83,12 +152,14 @@ impl Metrics {
         registry.register(Box::new(db_pool.clone()))?;
         registry.register(Box::new(broker_connected.clone()))?;
         registry.register(Box::new(build_info))?;
+        let delivery = DeliveryMetrics::new(&registry)?;
         Ok(Self {
             registry,
             http_requests,
             http_duration,
             db_pool,
             broker_connected,
+            delivery,
         })
     }
 

@@ -10,7 +10,7 @@ use diesel::prelude::*;
 use super::{
     AnyConnection,
     activities::ActivityId,
-    schema::{activities, deliveries, remote_hosts},
+    schema::{activities, deliveries, follows, remote_actors, remote_hosts},
 };
 use crate::error::Error;
 
@@ -65,14 +65,15 @@ pub struct ClaimedDelivery {
 }
 
 /// Claims up to `limit` due deliveries for `owner` until `lease_until` (highest priority
-/// first, then oldest), skipping hosts whose circuit is open. Must run in a write
-/// transaction.
+/// first, then oldest), skipping hosts whose circuit is open and `except_hosts` (hosts the
+/// caller has no capacity for right now). Must run in a write transaction.
 pub fn claim_due(
     conn: &mut AnyConnection,
     owner: &str,
     now: i64,
     lease_until: i64,
     limit: i64,
+    except_hosts: &[String],
 ) -> Result<Vec<ClaimedDelivery>, Error> {
     let blocked_hosts = remote_hosts::table
         .filter(remote_hosts::blocked_until.gt(now))
@@ -86,6 +87,7 @@ pub fn claim_due(
                 .or(deliveries::lease_until.lt(now)),
         )
         .filter(deliveries::host.ne_all(blocked_hosts))
+        .filter(deliveries::host.ne_all(except_hosts))
         .order((deliveries::priority.desc(), deliveries::id.asc()))
         .limit(limit)
         .select(deliveries::id);
@@ -136,6 +138,69 @@ pub fn has_older_pending(
         .count()
         .get_result(conn)?;
     Ok(count > 0)
+}
+
+/// When the earliest older pending delivery about the same object to the same inbox is
+/// next due, if there is one: a later activity waits for it (Create before Update before
+/// Delete), and knowing when avoids polling for hours behind a backed-off Create.
+pub fn older_pending_due(
+    conn: &mut AnyConnection,
+    inbox: &str,
+    object_ap_id: &str,
+    activity: ActivityId,
+) -> Result<Option<i64>, Error> {
+    Ok(deliveries::table
+        .inner_join(activities::table)
+        .filter(deliveries::inbox.eq(inbox))
+        .filter(deliveries::state.eq(DeliveryState::Pending.as_str()))
+        .filter(deliveries::activity_id.lt(activity.0))
+        .filter(activities::object_ap_id.eq(object_ap_id))
+        .select(diesel::dsl::min(deliveries::next_attempt_at))
+        .first::<Option<i64>>(conn)?)
+}
+
+/// Gives claimed deliveries back without counting an attempt: due again at `not_before`
+/// when given, else at once for whoever has capacity.
+pub fn release(
+    conn: &mut AnyConnection,
+    ids: &[i64],
+    not_before: Option<i64>,
+) -> Result<usize, Error> {
+    let rows = deliveries::table
+        .filter(deliveries::id.eq_any(ids))
+        .filter(deliveries::state.eq(DeliveryState::Pending.as_str()));
+    let released = match not_before {
+        Some(at) => diesel::update(rows)
+            .set((
+                deliveries::next_attempt_at.eq(at),
+                deliveries::lease_owner.eq(None::<String>),
+                deliveries::lease_until.eq(None::<i64>),
+            ))
+            .execute(conn)?,
+        None => diesel::update(rows)
+            .set((
+                deliveries::lease_owner.eq(None::<String>),
+                deliveries::lease_until.eq(None::<i64>),
+            ))
+            .execute(conn)?,
+    };
+    Ok(released)
+}
+
+/// Removes every follow by an actor whose inbox or shared inbox is `inbox` (it answered
+/// 410 Gone: nobody there receives anything any more). Returns how many were removed.
+pub fn remove_follows_at_inbox(conn: &mut AnyConnection, inbox: &str) -> Result<usize, Error> {
+    let actors = remote_actors::table
+        .filter(
+            remote_actors::inbox
+                .eq(inbox)
+                .or(remote_actors::shared_inbox.eq(inbox)),
+        )
+        .select(remote_actors::id);
+    Ok(
+        diesel::delete(follows::table.filter(follows::remote_actor_id.eq_any(actors)))
+            .execute(conn)?,
+    )
 }
 
 /// Records a final outcome.

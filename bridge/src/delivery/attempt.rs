@@ -1,0 +1,337 @@
+//! One delivery attempt: the checks at send time, then the signed POST, then its verdict.
+
+use std::{sync::Arc, time::Duration};
+
+use bytes::Bytes;
+use url::Url;
+
+use super::{
+    cache::{ActivityContext, Caches},
+    consent::{self, Consent},
+    outcome::{LedgerEntry, Outcome},
+    policy::{self, Verdict},
+};
+use crate::{
+    db::{
+        AnyConnection, Database, activities,
+        deliveries::{self, ClaimedDelivery},
+        keys,
+        users::{self, UserId},
+    },
+    error::Error,
+    federation::{
+        FederationClient, PostOutcome, RemoteFailure, SigningKey, protocol::activity::ActivityType,
+        urls::Urls,
+    },
+    telemetry::DeliveryMetrics,
+};
+
+/// How long a later activity waits, at least, behind an older one about the same object.
+const ORDER_WAIT: Duration = Duration::from_secs(1);
+
+/// What a send task needs; shared by all of them.
+pub struct Sender {
+    /// Storage.
+    pub db: Database,
+    /// The SSRF-safe client.
+    pub client: FederationClient,
+    /// Our URL scheme.
+    pub urls: Urls,
+    /// Payloads, keys, consent.
+    pub caches: Caches,
+    /// Metrics.
+    pub metrics: DeliveryMetrics,
+    /// Deadline of one request.
+    pub request_timeout: Duration,
+}
+
+/// What the checks decided.
+enum Prepared {
+    Send {
+        payload: Bytes,
+        key: SigningKey,
+        ledger: Option<LedgerEntry>,
+    },
+    Wait(i64),
+    Withhold(consent::Withheld),
+    Broken(String),
+}
+
+/// Runs one delivery to its outcome; never fails (a storage failure is a retry).
+pub async fn run(sender: Arc<Sender>, delivery: ClaimedDelivery) -> Outcome {
+    let prepared = {
+        let sender = Arc::clone(&sender);
+        let delivery = delivery.clone();
+        sender
+            .db
+            .clone()
+            .run(move |c| prepare(c, &sender, &delivery))
+            .await
+    };
+    match prepared {
+        Ok(Prepared::Send {
+            payload,
+            key,
+            ledger,
+        }) => send(&sender, &delivery, payload, &key, ledger).await,
+        Ok(Prepared::Wait(until)) => Outcome::Deferred {
+            id: delivery.id,
+            until,
+        },
+        Ok(Prepared::Withhold(why)) => {
+            tracing::info!(
+                activity = delivery.activity_id.0,
+                reason = why.as_str(),
+                "consent withdrawn before send time; activity dropped"
+            );
+            Outcome::Dropped {
+                activity: delivery.activity_id,
+            }
+        }
+        Ok(Prepared::Broken(error)) => Outcome::Refused {
+            id: delivery.id,
+            status: None,
+            error,
+        },
+        Err(error) => retry(&delivery, None, format!("preparing: {error}"), None, false),
+    }
+}
+
+fn prepare(
+    conn: &mut AnyConnection,
+    sender: &Sender,
+    delivery: &ClaimedDelivery,
+) -> Result<Prepared, Error> {
+    let now = crate::db::now_millis();
+    let kind = consent::activity_type(&delivery.kind);
+    if let (Some(ActivityType::Update | ActivityType::Delete), Some(object)) =
+        (kind, delivery.object_ap_id.as_deref())
+        && let Some(due) =
+            deliveries::older_pending_due(conn, &delivery.inbox, object, delivery.activity_id)?
+    {
+        let earliest = now.saturating_add(millis(ORDER_WAIT));
+        return Ok(Prepared::Wait(
+            due.saturating_add(millis(ORDER_WAIT)).max(earliest),
+        ));
+    }
+
+    let context = match sender.caches.activity(delivery.activity_id) {
+        Some(context) => context,
+        None => {
+            let Some(stored) = activities::find(conn, delivery.activity_id)? else {
+                return Ok(Prepared::Broken("activity vanished".into()));
+            };
+            let context = Arc::new(ActivityContext {
+                payload: Bytes::from(stored.payload),
+                user_id: stored.user_id,
+            });
+            sender
+                .caches
+                .put_activity(delivery.activity_id, Arc::clone(&context));
+            context
+        }
+    };
+    let user = context.user_id.map(UserId);
+
+    let verdict = match sender.caches.consent(delivery.activity_id) {
+        Some(verdict) => verdict,
+        None => {
+            let verdict = consent::check(
+                conn,
+                &sender.urls,
+                &delivery.kind,
+                user,
+                delivery.object_ap_id.as_deref(),
+            )?;
+            sender.caches.put_consent(delivery.activity_id, verdict);
+            verdict
+        }
+    };
+    if let Consent::Withhold(why) = verdict {
+        return Ok(Prepared::Withhold(why));
+    }
+
+    let key = match sender.caches.key(context.user_id) {
+        Some(key) => key,
+        None => {
+            let key_id = match user {
+                Some(user) => match users::find(conn, user)? {
+                    Some(found) => sender.urls.key_id(&found.platform_user_id),
+                    None => return Ok(Prepared::Broken("author vanished".into())),
+                },
+                None => sender.urls.instance_key_id(),
+            };
+            let Some(stored) = keys::active(conn, user)? else {
+                return Ok(Prepared::Broken("the author has no key".into()));
+            };
+            let key = SigningKey::from_pem(key_id, &stored.private_key_pem)?;
+            sender.caches.put_key(context.user_id, key.clone());
+            key
+        }
+    };
+
+    let ledger = match (kind, user) {
+        (Some(ActivityType::Create | ActivityType::Update), Some(user))
+            if consent::local_note(&sender.urls, delivery.object_ap_id.as_deref()).is_some() =>
+        {
+            delivery
+                .object_ap_id
+                .clone()
+                .map(|object_ap_id| LedgerEntry {
+                    user,
+                    object_ap_id,
+                    inbox: delivery.inbox.clone(),
+                })
+        }
+        _ => None,
+    };
+    Ok(Prepared::Send {
+        payload: context.payload.clone(),
+        key,
+        ledger,
+    })
+}
+
+async fn send(
+    sender: &Sender,
+    delivery: &ClaimedDelivery,
+    payload: Bytes,
+    key: &SigningKey,
+    ledger: Option<LedgerEntry>,
+) -> Outcome {
+    let Ok(inbox) = Url::parse(&delivery.inbox) else {
+        return Outcome::Refused {
+            id: delivery.id,
+            status: None,
+            error: "inbox is not a URL".into(),
+        };
+    };
+    let started = std::time::Instant::now();
+    let result = tokio::time::timeout(
+        sender.request_timeout,
+        sender.client.post_activity(&inbox, payload, key),
+    )
+    .await;
+    let elapsed = started.elapsed().as_secs_f64();
+    let metrics = &sender.metrics;
+    match result {
+        Ok(Ok(answer)) => {
+            metrics
+                .request_duration
+                .with_label_values(&[status_class(answer.status)])
+                .observe(elapsed);
+            classify(delivery, answer, ledger, metrics)
+        }
+        Ok(Err(error)) => {
+            metrics
+                .request_duration
+                .with_label_values(&["error"])
+                .observe(elapsed);
+            if error.is_transient() {
+                let reason = match &error {
+                    Error::Remote {
+                        failure: RemoteFailure::Timeout(_),
+                        ..
+                    } => "timeout",
+                    _ => "transport",
+                };
+                metrics.failures.with_label_values(&[reason]).inc();
+                retry(delivery, None, error.to_string(), None, false)
+            } else {
+                // Refused by policy (a private address, a bad scheme): it will never work.
+                Outcome::Refused {
+                    id: delivery.id,
+                    status: None,
+                    error: error.to_string(),
+                }
+            }
+        }
+        Err(_) => {
+            metrics
+                .request_duration
+                .with_label_values(&["error"])
+                .observe(elapsed);
+            metrics.failures.with_label_values(&["timeout"]).inc();
+            retry(
+                delivery,
+                None,
+                format!("no answer within {:?}", sender.request_timeout),
+                None,
+                false,
+            )
+        }
+    }
+}
+
+fn classify(
+    delivery: &ClaimedDelivery,
+    answer: PostOutcome,
+    ledger: Option<LedgerEntry>,
+    metrics: &DeliveryMetrics,
+) -> Outcome {
+    match policy::classify(answer.status) {
+        Verdict::Delivered => Outcome::Delivered {
+            id: delivery.id,
+            host: delivery.host.clone(),
+            status: answer.status,
+            ledger,
+        },
+        Verdict::Gone => Outcome::Gone {
+            id: delivery.id,
+            inbox: delivery.inbox.clone(),
+        },
+        Verdict::Refused => Outcome::Refused {
+            id: delivery.id,
+            status: Some(answer.status),
+            error: answer.body_excerpt,
+        },
+        Verdict::Retry => {
+            let reason = match answer.status {
+                408 => "status_408",
+                429 => "status_429",
+                _ => "status_5xx",
+            };
+            metrics.failures.with_label_values(&[reason]).inc();
+            let block_host = matches!(answer.status, 429 | 503) && answer.retry_after.is_some();
+            retry(
+                delivery,
+                Some(answer.status),
+                format!("HTTP {}: {}", answer.status, answer.body_excerpt),
+                answer.retry_after,
+                block_host,
+            )
+        }
+    }
+}
+
+fn retry(
+    delivery: &ClaimedDelivery,
+    status: Option<u16>,
+    error: String,
+    retry_after: Option<Duration>,
+    block_host: bool,
+) -> Outcome {
+    Outcome::Retry {
+        id: delivery.id,
+        host: delivery.host.clone(),
+        attempts: delivery.attempts,
+        created_at: delivery.created_at,
+        status,
+        error,
+        retry_after,
+        block_host,
+    }
+}
+
+fn status_class(status: u16) -> &'static str {
+    match status {
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    }
+}
+
+fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}

@@ -1,0 +1,288 @@
+//! Recording what happened to deliveries: one writer task applies outcomes in batches, so
+//! that throughput is not bound by one transaction per delivery (SQLite has one writer, and
+//! on PostgreSQL each commit is a WAL flush).
+
+use std::{collections::BTreeSet, time::Duration};
+
+use tokio::{sync::mpsc, task::JoinHandle};
+
+use super::policy;
+use crate::{
+    db::{
+        AnyConnection, Database,
+        activities::ActivityId,
+        deliveries::{self, DeliveryState},
+        hosts, ledger,
+        users::UserId,
+    },
+    error::Error,
+    telemetry::DeliveryMetrics,
+};
+
+/// Outcomes applied per transaction at most.
+const BATCH: usize = 256;
+/// Outcomes waiting for the writer at most; senders wait beyond (backpressure).
+const CHANNEL: usize = 4096;
+
+/// Where a delivered object now lives, for the ledger opt-out reads.
+#[derive(Debug, Clone)]
+pub struct LedgerEntry {
+    /// Author.
+    pub user: UserId,
+    /// The object.
+    pub object_ap_id: String,
+    /// The inbox it went to.
+    pub inbox: String,
+}
+
+/// What one delivery attempt (or the decision not to make one) came to.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// 2xx.
+    Delivered {
+        /// Delivery row.
+        id: i64,
+        /// Its host.
+        host: String,
+        /// Status.
+        status: u16,
+        /// For Create/Update of our objects.
+        ledger: Option<LedgerEntry>,
+    },
+    /// 410: the inbox is gone.
+    Gone {
+        /// Delivery row.
+        id: i64,
+        /// The inbox.
+        inbox: String,
+    },
+    /// Refused for good: other 4xx or 3xx, or an inbox that can never be sent to.
+    Refused {
+        /// Delivery row.
+        id: i64,
+        /// Status, when the inbox answered.
+        status: Option<u16>,
+        /// Body excerpt or error.
+        error: String,
+    },
+    /// 408, 429, 5xx or a transport failure: try again unless too old.
+    Retry {
+        /// Delivery row.
+        id: i64,
+        /// Its host.
+        host: String,
+        /// Attempts before this one.
+        attempts: i32,
+        /// When the delivery was queued (ms).
+        created_at: i64,
+        /// Status, when the inbox answered.
+        status: Option<u16>,
+        /// What went wrong.
+        error: String,
+        /// The server's `Retry-After`.
+        retry_after: Option<Duration>,
+        /// The answer was 429/503 with `Retry-After`: hold the whole host until then.
+        block_host: bool,
+    },
+    /// Consent was withdrawn: every pending delivery of the activity is dropped.
+    Dropped {
+        /// The activity.
+        activity: ActivityId,
+    },
+    /// Not attempted, due again later (an older activity about the same object is still
+    /// pending for this inbox); no attempt is counted.
+    Deferred {
+        /// Delivery row.
+        id: i64,
+        /// When it is due again (ms).
+        until: i64,
+    },
+    /// Claimed beyond this process's capacity for the host: given back at once.
+    Released {
+        /// Delivery rows.
+        ids: Vec<i64>,
+    },
+}
+
+/// Limits the writer applies.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// A delivery failing after this long expires (ms).
+    pub max_age_ms: i64,
+    /// A host failing this long without a success is unavailable (ms).
+    pub unavailable_after_ms: i64,
+}
+
+/// Sends outcomes to the writer.
+pub type OutcomeSender = mpsc::Sender<Outcome>;
+
+/// Starts the writer; it stops once every sender is dropped and the queue is written.
+pub fn spawn_writer(
+    db: Database,
+    metrics: DeliveryMetrics,
+    limits: Limits,
+) -> (OutcomeSender, JoinHandle<()>) {
+    let (tx, mut rx) = mpsc::channel::<Outcome>(CHANNEL);
+    let handle = tokio::spawn(async move {
+        let mut batch = Vec::with_capacity(BATCH);
+        while rx.recv_many(&mut batch, BATCH).await > 0 {
+            let outcomes = std::mem::take(&mut batch);
+            write(&db, &metrics, limits, outcomes).await;
+        }
+    });
+    (tx, handle)
+}
+
+/// Applies a batch in one transaction; if that fails, each outcome alone, so that one bad
+/// row cannot keep the others from being recorded. Whatever still fails is left leased:
+/// the lease expires and the delivery is attempted again (at least once, never lost).
+async fn write(db: &Database, metrics: &DeliveryMetrics, limits: Limits, outcomes: Vec<Outcome>) {
+    metrics.outcome_batch.observe(outcomes.len() as f64);
+    let all = outcomes.clone();
+    match db.write(move |c| apply_all(c, &all, limits)).await {
+        Ok(labels) => count(metrics, &labels),
+        Err(error) => {
+            tracing::warn!(%error, size = outcomes.len(), "writing delivery outcomes failed; writing one by one");
+            for outcome in outcomes {
+                let one = vec![outcome];
+                match db.write(move |c| apply_all(c, &one, limits)).await {
+                    Ok(labels) => count(metrics, &labels),
+                    Err(error) => {
+                        tracing::error!(%error, "a delivery outcome could not be written; its lease will expire")
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn count(metrics: &DeliveryMetrics, labels: &[(&'static str, u64)]) {
+    for (label, n) in labels {
+        metrics.outcomes.with_label_values(&[label]).inc_by(*n);
+    }
+}
+
+fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn apply_all(
+    conn: &mut AnyConnection,
+    outcomes: &[Outcome],
+    limits: Limits,
+) -> Result<Vec<(&'static str, u64)>, Error> {
+    let now = crate::db::now_millis();
+    let mut labels = Vec::with_capacity(outcomes.len());
+    // One success per host and batch is enough to close its circuit.
+    let mut healthy = BTreeSet::new();
+    for outcome in outcomes {
+        let label = apply(conn, outcome, limits, now, &mut healthy)?;
+        labels.push(label);
+    }
+    for host in healthy {
+        hosts::record_success(conn, host, now)?;
+    }
+    Ok(labels)
+}
+
+fn apply<'a>(
+    conn: &mut AnyConnection,
+    outcome: &'a Outcome,
+    limits: Limits,
+    now: i64,
+    healthy: &mut BTreeSet<&'a str>,
+) -> Result<(&'static str, u64), Error> {
+    Ok(match outcome {
+        Outcome::Delivered {
+            id,
+            host,
+            status,
+            ledger: entry,
+        } => {
+            deliveries::finish(
+                conn,
+                *id,
+                DeliveryState::Delivered,
+                Some(*status),
+                None,
+                now,
+            )?;
+            healthy.insert(host);
+            if let Some(entry) = entry {
+                ledger::record(
+                    conn,
+                    entry.user,
+                    &entry.object_ap_id,
+                    host,
+                    Some(&entry.inbox),
+                    ledger::Via::Delivered,
+                    now,
+                )?;
+            }
+            ("delivered", 1)
+        }
+        Outcome::Gone { id, inbox } => {
+            deliveries::finish(
+                conn,
+                *id,
+                DeliveryState::Failed,
+                Some(410),
+                Some("gone"),
+                now,
+            )?;
+            let removed = deliveries::remove_follows_at_inbox(conn, inbox)?;
+            tracing::info!(%inbox, removed, "inbox is gone; its followers were removed");
+            ("gone", 1)
+        }
+        Outcome::Refused { id, status, error } => {
+            deliveries::finish(conn, *id, DeliveryState::Failed, *status, Some(error), now)?;
+            ("refused", 1)
+        }
+        Outcome::Retry {
+            id,
+            host,
+            attempts,
+            created_at,
+            status,
+            error,
+            retry_after,
+            block_host,
+        } => {
+            let attempts = u32::try_from(*attempts).unwrap_or(0);
+            let delay = millis(policy::next_delay(attempts, *retry_after, policy::jitter()));
+            let host_block = block_host.then_some(now.saturating_add(delay));
+            hosts::record_failure(conn, host, now, limits.unavailable_after_ms, |failures| {
+                let breaker =
+                    policy::breaker_cooldown(failures).map(|d| now.saturating_add(millis(d)));
+                breaker.max(host_block)
+            })?;
+            let unavailable = hosts::find(conn, host)?.is_some_and(|h| h.unavailable);
+            if now.saturating_sub(*created_at) >= limits.max_age_ms || unavailable {
+                deliveries::finish(conn, *id, DeliveryState::Expired, *status, Some(error), now)?;
+                ("expired", 1)
+            } else {
+                deliveries::retry_at(
+                    conn,
+                    *id,
+                    now.saturating_add(delay),
+                    true,
+                    *status,
+                    Some(error),
+                )?;
+                ("retry", 1)
+            }
+        }
+        Outcome::Dropped { activity } => {
+            let dropped = deliveries::drop_pending_for_activity(conn, *activity, now)?;
+            ("dropped", u64::try_from(dropped).unwrap_or(0))
+        }
+        Outcome::Deferred { id, until } => {
+            deliveries::release(conn, &[*id], Some(*until))?;
+            ("deferred", 1)
+        }
+        Outcome::Released { ids } => {
+            deliveries::release(conn, ids, None)?;
+            ("released", u64::try_from(ids.len()).unwrap_or(0))
+        }
+    })
+}
