@@ -8,9 +8,12 @@ mod database;
 mod error;
 mod events;
 mod machine;
+mod openssl_speed;
 mod process;
 mod report;
+mod s1_delivery;
 mod s4_ingest;
+mod sinks;
 
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
@@ -22,7 +25,7 @@ use crate::report::Results;
 #[derive(Debug, Parser)]
 #[command(name = "fedibridge-bench", version, about)]
 struct Cli {
-    /// Scenarios to run, in the order given.
+    /// Scenarios to run (S4 first, then S1 and S6).
     #[arg(value_enum, default_value = "all")]
     scenarios: Vec<Scenario>,
     /// Smaller, faster variants (S4: 20,000 events instead of 200,000).
@@ -55,8 +58,12 @@ struct Cli {
 enum Scenario {
     /// Every scenario below that is implemented.
     All,
+    /// Fan-out deliveries against RSA-2048 signs/s.
+    S1,
     /// Event ingest against the raw RabbitMQ drain rate.
     S4,
+    /// Memory with a million queued deliveries; CPU per delivery against one signature.
+    S6,
 }
 
 /// What every scenario needs to reach the services.
@@ -95,7 +102,7 @@ fn main() -> ExitCode {
     };
     let mut scenarios = cli.scenarios.clone();
     if scenarios.contains(&Scenario::All) {
-        scenarios = vec![Scenario::S4];
+        scenarios = vec![Scenario::S4, Scenario::S1, Scenario::S6];
     }
     let mut results = Results::new(std::env::args().skip(1).collect());
     println!(
@@ -104,11 +111,16 @@ fn main() -> ExitCode {
     );
     println!("{}", report::header());
     runtime.block_on(async {
-        for scenario in scenarios {
-            match scenario {
-                Scenario::S4 => s4_ingest::run(&env, &mut results).await,
-                Scenario::All => {}
-            }
+        if scenarios.contains(&Scenario::S4) {
+            s4_ingest::run(&env, &mut results).await;
+        }
+        // S1 and S6 share the openssl measurement and the fake inboxes.
+        let (s1, s6) = (
+            scenarios.contains(&Scenario::S1),
+            scenarios.contains(&Scenario::S6),
+        );
+        if s1 || s6 {
+            s1_delivery::run(&env, &mut results, s1, s6).await;
         }
     });
     results.print_table();

@@ -17,7 +17,7 @@ use bridge::{
     ingest::Ingest,
     opt_in::SharingState,
 };
-use diesel::{dsl::count, prelude::*};
+use diesel::prelude::*;
 use futures_util::{StreamExt, stream};
 use platform_adapter::{Consumer, ConsumerConfig, Topology};
 use serde_json::json;
@@ -228,10 +228,14 @@ async fn run_variant(env: &Env, variant: &Variant) -> Result<Gate, Error> {
                 .filter(activities::kind.eq(create))
                 .count()
                 .get_result(conn)?;
-            let objects: i64 = activities::table
+            let objects: Vec<Option<String>> = activities::table
                 .filter(activities::kind.eq(create))
-                .select(count(activities::object_ap_id.aggregate_distinct()))
-                .get_result(conn)?;
+                .select(activities::object_ap_id)
+                .load(conn)?;
+            let objects = objects
+                .into_iter()
+                .collect::<std::collections::HashSet<_>>()
+                .len() as i64;
             let posts: i64 = posts::table.count().get_result(conn)?;
             Ok((processed, creates, objects, posts))
         })
