@@ -360,7 +360,7 @@ async fn fan_out(
     );
     results.record(
         "s1.fanout",
-        check_exact(gate, finished, delivered, inboxes, &tally),
+        check_exact(gate, finished, delivered, inboxes, 1, &tally),
     );
 
     // A steady stream: several Creates at once, measured the same way.
