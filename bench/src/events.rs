@@ -26,9 +26,9 @@ impl Mix {
         }
     }
 
-    fn from_sharing_user(self, distinct: u64) -> bool {
+    fn by_sharing_user(self, distinct: u64) -> bool {
         match self {
-            Self::Mixed => distinct % 10 == 0,
+            Self::Mixed => distinct.is_multiple_of(10),
             Self::NotSharing => false,
             Self::Sharing => true,
         }
@@ -94,7 +94,7 @@ impl Population {
 
     /// The `n`-th distinct post event of `mix`.
     fn post(&self, mix: Mix, distinct: u64) -> (bool, Value) {
-        let sharing = mix.from_sharing_user(distinct);
+        let sharing = mix.by_sharing_user(distinct);
         let user = if sharing {
             distinct % self.sharing.max(1)
         } else {
@@ -110,7 +110,7 @@ impl Population {
     pub fn expected(&self, mix: Mix, messages: u64) -> Expected {
         let duplicates = messages / DUPLICATE_EVERY;
         let distinct = messages - duplicates;
-        let sharing_posts = (0..distinct).filter(|&d| mix.from_sharing_user(d)).count() as u64;
+        let sharing_posts = (0..distinct).filter(|&d| mix.by_sharing_user(d)).count() as u64;
         Expected {
             distinct,
             duplicates,

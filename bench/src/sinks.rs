@@ -162,7 +162,7 @@ async fn inbox(
         *map.entry(format!("{authority}{}", request.path()))
             .or_default() += 1;
     }
-    if n % state.verify_every == 0 {
+    if n.is_multiple_of(state.verify_every) {
         let verified = verify(&request, &body, &authority, &state);
         let counter = if verified {
             &counters.verified
