@@ -1,0 +1,139 @@
+//! `fedibridge-bench`: runs the benchmark scenarios on loopback, each against a limit of
+//! this machine measured in the same run, prints the ratios and writes
+//! `bench-results/results.json`. Exits non-zero only when a scenario could not run.
+
+mod bridge_config;
+mod broker;
+mod database;
+mod error;
+mod events;
+mod machine;
+mod openssl_speed;
+mod process;
+mod report;
+mod s1_delivery;
+mod s4_ingest;
+mod sinks;
+
+use std::{path::PathBuf, process::ExitCode, time::Duration};
+
+use clap::{Parser, ValueEnum};
+
+use crate::report::Results;
+
+/// Benchmarks of fedibridge against the machine's own limits.
+#[derive(Debug, Parser)]
+#[command(name = "fedibridge-bench", version, about)]
+struct Cli {
+    /// Scenarios to run (S4 first, then S1 and S6).
+    #[arg(value_enum, default_value = "all")]
+    scenarios: Vec<Scenario>,
+    /// Smaller, faster variants (S4: 20,000 events instead of 200,000).
+    #[arg(long)]
+    quick: bool,
+    /// Where `results.json` goes.
+    #[arg(long, default_value = "bench-results")]
+    out: PathBuf,
+    /// RabbitMQ used for both sides of the broker scenarios.
+    #[arg(
+        long,
+        env = "FEDIBRIDGE_BENCH_BROKER_URL",
+        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f"
+    )]
+    broker_url: String,
+    /// PostgreSQL URL allowed to CREATE DATABASE (each run gets a fresh database).
+    #[arg(
+        long,
+        env = "FEDIBRIDGE_BENCH_POSTGRES_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/test"
+    )]
+    postgres_admin: String,
+    /// Longest any single measured phase may take before it is cut and reported unfinished.
+    #[arg(long, default_value_t = 900)]
+    deadline_secs: u64,
+}
+
+/// A scenario of BENCHMARKS.md.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Scenario {
+    /// Every scenario below that is implemented.
+    All,
+    /// Fan-out deliveries against RSA-2048 signs/s.
+    S1,
+    /// Event ingest against the raw RabbitMQ drain rate.
+    S4,
+    /// Memory with a million queued deliveries; CPU per delivery against one signature.
+    S6,
+}
+
+/// What every scenario needs to reach the services.
+pub struct Env {
+    /// AMQP URL.
+    pub broker_url: String,
+    /// PostgreSQL admin URL.
+    pub postgres_admin: String,
+    /// Smaller variants.
+    pub quick: bool,
+    /// Cap on any measured phase.
+    pub deadline: Duration,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let env = Env {
+        broker_url: cli.broker_url.clone(),
+        postgres_admin: cli.postgres_admin.clone(),
+        quick: cli.quick,
+        deadline: Duration::from_secs(cli.deadline_secs),
+    };
+    bridge::telemetry::init_tracing(&bridge::settings::LogSettings {
+        format: bridge::settings::LogFormat::Pretty,
+        level: "warn".into(),
+    });
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("fedibridge-bench: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut scenarios = cli.scenarios.clone();
+    if scenarios.contains(&Scenario::All) {
+        scenarios = vec![Scenario::S4, Scenario::S1, Scenario::S6];
+    }
+    let mut results = Results::new(std::env::args().skip(1).collect());
+    println!(
+        "machine: {} cores, {}, {} MiB",
+        results.machine.nproc, results.machine.cpu_model, results.machine.memory_mib
+    );
+    println!("{}", report::header());
+    runtime.block_on(async {
+        if scenarios.contains(&Scenario::S4) {
+            s4_ingest::run(&env, &mut results).await;
+        }
+        // S1 and S6 share the openssl measurement and the fake inboxes.
+        let (s1, s6) = (
+            scenarios.contains(&Scenario::S1),
+            scenarios.contains(&Scenario::S6),
+        );
+        if s1 || s6 {
+            s1_delivery::run(&env, &mut results, s1, s6).await;
+        }
+    });
+    results.print_table();
+    match results.write(&cli.out) {
+        Ok(path) => println!("\nwritten: {}", path.display()),
+        Err(error) => {
+            eprintln!("fedibridge-bench: cannot write results: {error}");
+            return ExitCode::FAILURE;
+        }
+    }
+    if results.not_run.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
