@@ -1,0 +1,2 @@
+DROP INDEX remote_interactions_object;
+DROP INDEX deliveries_claim;
