@@ -65,6 +65,19 @@ fn actor_gone(state: &AppState, user: &users::User) -> HttpResponse {
     ))
 }
 
+/// The user whose collections are served: only while sharing. Otherwise the answer to
+/// give: 410 after opt-out, 404 while paused (their content is withheld) or unknown.
+async fn sharing_user(
+    state: &AppState,
+    uid: String,
+) -> Result<Result<users::User, HttpResponse>, Error> {
+    Ok(match lookup(state, uid).await? {
+        Lookup::Sharing(u) => Ok(u),
+        Lookup::Gone(u) => Err(actor_gone(state, &u)),
+        Lookup::Paused(_) | Lookup::Missing => Err(negotiate::not_found()),
+    })
+}
+
 #[get("/users/{uid}")]
 async fn actor(
     state: web::Data<AppState>,
@@ -122,10 +135,9 @@ async fn outbox(
     uid: web::Path<String>,
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, Error> {
-    let user = match lookup(&state, uid.into_inner()).await? {
-        Lookup::Sharing(u) => u,
-        Lookup::Gone(u) => return Ok(actor_gone(&state, &u)),
-        Lookup::Paused(_) | Lookup::Missing => return Ok(negotiate::not_found()),
+    let user = match sharing_user(&state, uid.into_inner()).await? {
+        Ok(user) => user,
+        Err(answer) => return Ok(answer),
     };
     let urls = state.urls.clone();
     let outbox_url = urls.outbox(&user.platform_user_id).to_string();
@@ -192,10 +204,9 @@ async fn followers(
     state: web::Data<AppState>,
     uid: web::Path<String>,
 ) -> Result<HttpResponse, Error> {
-    let user = match lookup(&state, uid.into_inner()).await? {
-        Lookup::Sharing(u) => u,
-        Lookup::Gone(u) => return Ok(actor_gone(&state, &u)),
-        Lookup::Paused(_) | Lookup::Missing => return Ok(negotiate::not_found()),
+    let user = match sharing_user(&state, uid.into_inner()).await? {
+        Ok(user) => user,
+        Err(answer) => return Ok(answer),
     };
     let id = user.id;
     let total = state
@@ -217,10 +228,9 @@ async fn following(
     state: web::Data<AppState>,
     uid: web::Path<String>,
 ) -> Result<HttpResponse, Error> {
-    let user = match lookup(&state, uid.into_inner()).await? {
-        Lookup::Sharing(u) => u,
-        Lookup::Gone(u) => return Ok(actor_gone(&state, &u)),
-        Lookup::Paused(_) | Lookup::Missing => return Ok(negotiate::not_found()),
+    let user = match sharing_user(&state, uid.into_inner()).await? {
+        Ok(user) => user,
+        Err(answer) => return Ok(answer),
     };
     Ok(negotiate::activity_json(&OrderedCollection::<String> {
         context: Context,
@@ -237,10 +247,9 @@ async fn featured(
     state: web::Data<AppState>,
     uid: web::Path<String>,
 ) -> Result<HttpResponse, Error> {
-    let user = match lookup(&state, uid.into_inner()).await? {
-        Lookup::Sharing(u) => u,
-        Lookup::Gone(u) => return Ok(actor_gone(&state, &u)),
-        Lookup::Paused(_) | Lookup::Missing => return Ok(negotiate::not_found()),
+    let user = match sharing_user(&state, uid.into_inner()).await? {
+        Ok(user) => user,
+        Err(answer) => return Ok(answer),
     };
     let urls = state.urls.clone();
     let id = user.id;
