@@ -2,12 +2,12 @@
 //! default): POST events to the same sink the consumer uses, read outgoing messages from a
 //! feed with a cursor.
 
-use actix_web::{HttpRequest, HttpResponse, get, http::header, post, web};
+use actix_web::{HttpResponse, get, post, web};
 use platform_adapter::{Handled, decode_inbound};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::AppState;
+use super::{AppState, auth::PlatformAuth};
 use crate::{db::outbox, error::Error, ingest::Ingest};
 
 pub(super) fn configure(cfg: &mut web::ServiceConfig) {
@@ -17,46 +17,15 @@ pub(super) fn configure(cfg: &mut web::ServiceConfig) {
 /// Largest feed page.
 const MAX_FEED_PAGE: i64 = 1000;
 
-/// Checks `Authorization: Bearer <platform.api_token>` in constant time; the refusal to
-/// send when it does not hold.
-fn refusal(state: &AppState, req: &HttpRequest) -> Option<HttpResponse> {
-    let expected = state.settings.platform.api_token.as_bytes();
-    if expected.is_empty() {
-        return Some(
-            HttpResponse::ServiceUnavailable()
-                .json(json!({ "error": "the platform API is disabled: set platform.api_token" })),
-        );
-    }
-    let given = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::as_bytes)
-        .unwrap_or_default();
-    if given.len() == expected.len() && openssl::memcmp::eq(given, expected) {
-        None
-    } else {
-        Some(
-            HttpResponse::Unauthorized()
-                .insert_header((header::WWW_AUTHENTICATE, "Bearer"))
-                .json(json!({ "error": "missing or wrong bearer token" })),
-        )
-    }
-}
-
 /// One platform event, the same envelope as on the broker. 200 once its effect is stored
 /// (or recognised as a duplicate); 400 with the reason for a bad event; 503 when storage is
 /// down (send it again later).
 #[post("/api/v1/events")]
 async fn ingest(
     state: web::Data<AppState>,
-    req: HttpRequest,
+    _auth: PlatformAuth,
     body: web::Bytes,
 ) -> Result<HttpResponse, Error> {
-    if let Some(refused) = refusal(&state, &req) {
-        return Ok(refused);
-    }
     let event = match decode_inbound(&body) {
         Ok(event) => event,
         Err(error) => {
@@ -102,12 +71,9 @@ struct FeedQuery {
 #[get("/api/v1/feed")]
 async fn feed(
     state: web::Data<AppState>,
-    req: HttpRequest,
+    _auth: PlatformAuth,
     query: web::Query<FeedQuery>,
 ) -> Result<HttpResponse, Error> {
-    if let Some(refused) = refusal(&state, &req) {
-        return Ok(refused);
-    }
     let after = query.after.unwrap_or(0).max(0);
     let limit = query.limit.unwrap_or(100).clamp(1, MAX_FEED_PAGE);
     let page = state
