@@ -345,3 +345,116 @@ async fn bad_events_and_bad_tokens_are_refused_without_effect() {
     );
     app.stop().await.expect("stop");
 }
+
+/// Events decoded as the consumer decodes them off the queue.
+fn decoded(events: &[Value]) -> std::sync::Arc<Vec<platform_adapter::InboundEvent>> {
+    std::sync::Arc::new(
+        events
+            .iter()
+            .map(|e| platform_adapter::decode_inbound(e.to_string().as_bytes()).expect("valid"))
+            .collect(),
+    )
+}
+
+async fn processed_ids(app: &TestApp) -> Vec<String> {
+    app.db
+        .run(|c| {
+            Ok(schema::processed_events::table
+                .order(schema::processed_events::event_id.asc())
+                .select(schema::processed_events::event_id)
+                .load(c)?)
+        })
+        .await
+        .expect("processed events")
+}
+
+async fn batches_apply_in_order_and_skip_only_what_has_no_effect(db: TestDatabase) {
+    use platform_adapter::{EventSink, Handled};
+
+    let settings = test_settings(&db, &[]);
+    let app = TestApp::spawn(settings.clone()).await;
+    let sink = bridge::ingest::Ingest::new(
+        app.db.clone(),
+        app.urls.clone(),
+        std::sync::Arc::new(settings),
+        std::sync::Arc::default(),
+    );
+    let public =
+        |id: &str, uid: &str, pid: &str| events::post(id, "post.created", uid, pid, "hi", "public");
+
+    // Ada turns sharing on inside the batch: her post after that must be stored, even
+    // though she did not share when the batch began. Bo never shares; the unknown author
+    // has no profile at all.
+    let results = sink
+        .handle_batch(decoded(&[
+            events::eligible_user("b1", "u1", "ada"),
+            events::eligible_user("b2", "u2", "bo"),
+            events::sharing_on("b3", "u1"),
+            public("b4", "u1", "p1"),
+            public("b5", "u2", "p2"),
+            public("b6", "u9", "p3"),
+            public("b4", "u1", "p1"),
+        ]))
+        .await;
+    use Handled::{Applied, Duplicate, Ignored};
+    assert_eq!(
+        results,
+        vec![
+            Ok(Applied),
+            Ok(Applied),
+            Ok(Applied),
+            Ok(Applied),
+            Ok(Ignored),
+            Ok(Ignored),
+            Ok(Duplicate)
+        ]
+    );
+    assert_eq!(activity_kinds(&app).await, ["Create"]);
+
+    // A batch of posts by people who do not share takes no write: no event is recorded.
+    let before = processed_ids(&app).await;
+    let results = sink
+        .handle_batch(decoded(&[
+            public("c1", "u2", "p4"),
+            public("c2", "u9", "p5"),
+        ]))
+        .await;
+    assert_eq!(results, vec![Ok(Ignored), Ok(Ignored)]);
+    assert_eq!(processed_ids(&app).await, before);
+
+    // A post by a sharing user right before an edit by its author in the same batch, then
+    // the edit of a post of someone who shares no more: in order, one transaction.
+    let results = sink
+        .handle_batch(decoded(&[
+            public("d1", "u1", "p6"),
+            events::post("d2", "post.updated", "u1", "p6", "edited", "public"),
+        ]))
+        .await;
+    assert_eq!(results, vec![Ok(Applied), Ok(Applied)]);
+    assert_eq!(activity_kinds(&app).await, ["Create", "Create", "Update"]);
+
+    // One event the sink cannot apply (a delete naming the wrong author) fails the whole
+    // batch: nothing of it is stored, and the consumer takes the events one at a time.
+    let before = processed_ids(&app).await;
+    let results = sink
+        .handle_batch(decoded(&[
+            public("f1", "u1", "p7"),
+            events::post_deleted("f2", "u2", "p6"),
+        ]))
+        .await;
+    assert!(results.is_empty(), "{results:?}");
+    assert_eq!(processed_ids(&app).await, before);
+    assert_eq!(activity_kinds(&app).await, ["Create", "Create", "Update"]);
+    assert_eq!(
+        sink.handle(decoded(&[public("f1", "u1", "p7")])[0].clone())
+            .await,
+        Ok(Applied)
+    );
+    assert!(
+        sink.handle(decoded(&[events::post_deleted("f2", "u2", "p6")])[0].clone())
+            .await
+            .is_err()
+    );
+    app.stop().await.expect("stop");
+}
+on_both_backends!(batches_apply_in_order_and_skip_only_what_has_no_effect);

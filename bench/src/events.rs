@@ -59,6 +59,10 @@ pub struct Expected {
     pub duplicates: u64,
     /// Distinct posts by opted-in users: each must yield exactly one `Create`.
     pub sharing_posts: u64,
+    /// Messages that repeat an earlier id of a post by an opted-in user: only those are
+    /// recognised as duplicates (a repeated post by someone who does not share is simply
+    /// ignored again, as it was the first time).
+    pub sharing_duplicates: u64,
 }
 
 impl Population {
@@ -111,25 +115,37 @@ impl Population {
         let duplicates = messages / DUPLICATE_EVERY;
         let distinct = messages - duplicates;
         let sharing_posts = (0..distinct).filter(|&d| mix.by_sharing_user(d)).count() as u64;
+        let sharing_duplicates = self
+            .sequence(messages)
+            .filter(|(repeat, n)| *repeat && mix.by_sharing_user(*n))
+            .count() as u64;
         Expected {
             distinct,
             duplicates,
             sharing_posts,
+            sharing_duplicates,
         }
     }
 
     /// `messages` `post.created` events, every 20th repeating an earlier event id.
     pub fn posts(&self, mix: Mix, messages: u64) -> impl Iterator<Item = Message> + '_ {
-        let mut distinct = 0u64;
-        (0..messages).map(move |i| {
-            let n = if i % DUPLICATE_EVERY == DUPLICATE_EVERY - 1 {
-                distinct.saturating_sub(DUPLICATE_LAG)
-            } else {
-                distinct += 1;
-                distinct - 1
-            };
+        self.sequence(messages).map(move |(_, n)| {
             let (_, event) = self.post(mix, n);
             message(&event)
+        })
+    }
+
+    /// For each of `messages` messages: whether it repeats an earlier one, and which
+    /// distinct post it carries.
+    fn sequence(&self, messages: u64) -> impl Iterator<Item = (bool, u64)> + use<> {
+        let mut distinct = 0u64;
+        (0..messages).map(move |i| {
+            if i % DUPLICATE_EVERY == DUPLICATE_EVERY - 1 {
+                (true, distinct.saturating_sub(DUPLICATE_LAG))
+            } else {
+                distinct += 1;
+                (false, distinct - 1)
+            }
         })
     }
 }

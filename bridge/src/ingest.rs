@@ -4,7 +4,10 @@
 //! to the platform — commits in one transaction together with its event id, so a
 //! redelivered event is recognised and has no second effect.
 
-use std::sync::Arc;
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+};
 
 use platform_adapter::{
     EventSink, Handled, InboundEvent, SinkError,
@@ -76,6 +79,101 @@ impl EventSink for Ingest {
             }
         })
     }
+
+    async fn handle_batch(
+        &self,
+        events: Arc<Vec<InboundEvent>>,
+    ) -> Vec<Result<Handled, SinkError>> {
+        let urls = self.urls.clone();
+        let settings = self.settings.clone();
+        match self
+            .db
+            .run(move |conn| apply_batch(conn, &events, &urls, &settings))
+            .await
+        {
+            Ok(results) => {
+                if results.contains(&Handled::Applied) {
+                    self.delivery_wakeup.notify_one();
+                }
+                results.into_iter().map(Ok).collect()
+            }
+            // Nothing was stored; the consumer takes the events one at a time, which
+            // classifies the failure per event (retry, or dead-letter the one at fault).
+            Err(error) => {
+                tracing::debug!(%error, "a batch of events failed; applying them one by one");
+                Vec::new()
+            }
+        }
+    }
+}
+
+/// Applies consecutive events in one transaction, in order; all or nothing.
+///
+/// Posts by people who do not share are the bulk of the platform's traffic and have no
+/// effect at all, so they are recognised first with two reads for the whole batch and
+/// never take the write lock. That is safe to repeat: an ignored event changed nothing, so
+/// seeing it again cannot cause a second effect.
+fn apply_batch(
+    conn: &mut AnyConnection,
+    events: &[InboundEvent],
+    urls: &Urls,
+    settings: &Settings,
+) -> Result<Vec<Handled>, Error> {
+    let ignorable = ignorable_posts(conn, events)?;
+    if ignorable.iter().all(|ignored| *ignored) {
+        return Ok(vec![Handled::Ignored; events.len()]);
+    }
+    crate::db::write_transaction(conn, |conn| {
+        events
+            .iter()
+            .zip(&ignorable)
+            .map(|(event, ignored)| {
+                if *ignored {
+                    Ok(Handled::Ignored)
+                } else {
+                    apply_event(conn, event, urls, settings)
+                }
+            })
+            .collect()
+    })
+}
+
+/// For each event: whether it is a post by someone who does not share (or is unknown) of
+/// a post never stored, which [`apply_post`] would ignore. Only the posts before the
+/// batch's first other event are judged: a profile or sharing event can change the answer
+/// for what follows it.
+fn ignorable_posts(conn: &mut AnyConnection, events: &[InboundEvent]) -> Result<Vec<bool>, Error> {
+    let posts: Vec<&contract::Post> = events
+        .iter()
+        .map_while(|event| match &event.payload {
+            InboundPayload::PostCreated(post) | InboundPayload::PostUpdated(post) => Some(post),
+            _ => None,
+        })
+        .collect();
+    let mut ignorable = vec![false; events.len()];
+    if posts.is_empty() {
+        return Ok(ignorable);
+    }
+    let author_ids: Vec<&str> = posts.iter().map(|p| p.author_id.as_str()).collect();
+    let post_ids: Vec<&str> = posts.iter().map(|p| p.post_id.as_str()).collect();
+    let sharing: HashMap<String, SharingState> =
+        users::find_many_by_platform_ids(conn, &author_ids)?
+            .into_iter()
+            .map(|user| {
+                let state = user.sharing();
+                (user.platform_user_id, state)
+            })
+            .collect();
+    let stored: HashSet<String> = posts::existing_platform_ids(conn, &post_ids)?
+        .into_iter()
+        .collect();
+    for (slot, post) in ignorable.iter_mut().zip(&posts) {
+        *slot = match sharing.get(post.author_id.as_str()) {
+            None => true,
+            Some(state) => *state == SharingState::Off && !stored.contains(post.post_id.as_str()),
+        };
+    }
+    Ok(ignorable)
 }
 
 fn millis(at: chrono::DateTime<chrono::Utc>) -> i64 {

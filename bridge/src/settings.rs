@@ -135,6 +135,8 @@ pub struct BrokerSettings {
     pub outbound_exchange: String,
     /// Consumer prefetch.
     pub prefetch: u16,
+    /// Most events one consumer lane stores in one transaction.
+    pub max_batch: u16,
 }
 
 impl BrokerSettings {
@@ -317,6 +319,12 @@ impl Settings {
                 return Err(SettingsError::invalid(
                     "broker.prefetch",
                     "must be at least 1",
+                ));
+            }
+            if !(1..=1000).contains(&self.broker.max_batch) {
+                return Err(SettingsError::invalid(
+                    "broker.max_batch",
+                    "must be between 1 and 1000",
                 ));
             }
             for (key, value) in [

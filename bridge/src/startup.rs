@@ -94,17 +94,7 @@ impl Application {
         if let Some(status) = &state.broker {
             let broker = &state.settings.broker;
             if roles.contains(&Role::Consumer) {
-                let topology = Topology::new(
-                    &broker.events_exchange,
-                    &broker.events_queue,
-                    &broker.outbound_exchange,
-                )?;
-                let mut config = ConsumerConfig::new(broker.url.trim(), topology);
-                config.declare_topology = broker.declare_topology;
-                config.prefetch = broker.prefetch;
-                // Named after its queue so operators (and tests) can tell consumers apart.
-                config.connection_name = format!("fedibridge-consumer-{}", broker.events_queue);
-                config.shutdown_grace = state.settings.server.shutdown_timeout();
+                let config = consumer_config(&state.settings)?;
                 let sink = Arc::new(Ingest::new(
                     state.db.clone(),
                     state.urls.clone(),
@@ -241,4 +231,22 @@ pub fn cancel_on_signal(token: CancellationToken) -> Result<(), Error> {
         token.cancel();
     });
     Ok(())
+}
+
+/// The consumer role's configuration, from the settings (also what the benchmarks run).
+pub fn consumer_config(settings: &Settings) -> Result<ConsumerConfig, Error> {
+    let broker = &settings.broker;
+    let topology = Topology::new(
+        &broker.events_exchange,
+        &broker.events_queue,
+        &broker.outbound_exchange,
+    )?;
+    let mut config = ConsumerConfig::new(broker.url.trim(), topology);
+    config.declare_topology = broker.declare_topology;
+    config.prefetch = broker.prefetch;
+    config.max_batch = usize::from(broker.max_batch);
+    // Named after its queue so operators (and tests) can tell consumers apart.
+    config.connection_name = format!("fedibridge-consumer-{}", broker.events_queue);
+    config.shutdown_grace = settings.server.shutdown_timeout();
+    Ok(config)
 }

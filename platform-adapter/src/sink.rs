@@ -1,6 +1,6 @@
 //! The contract between the consumer and the bridge that stores each event's effect.
 
-use std::{fmt, future::Future};
+use std::{fmt, future::Future, sync::Arc};
 
 use crate::events::InboundEvent;
 
@@ -44,4 +44,18 @@ pub trait EventSink: Send + Sync + 'static {
         &self,
         event: InboundEvent,
     ) -> impl Future<Output = Result<Handled, SinkError>> + Send;
+
+    /// Stores the effects of consecutive events of one lane, in order, ideally in one
+    /// transaction, and returns one result per event for a prefix of `events` (all of them,
+    /// some, or none). The consumer hands whatever has no result to [`EventSink::handle`],
+    /// one at a time, so an implementation may stop at the first event it cannot store and
+    /// leave the retrying and the ordering to the consumer. The default stores nothing in
+    /// batches.
+    fn handle_batch(
+        &self,
+        events: Arc<Vec<InboundEvent>>,
+    ) -> impl Future<Output = Vec<Result<Handled, SinkError>>> + Send {
+        let _ = events;
+        async { Vec::new() }
+    }
 }

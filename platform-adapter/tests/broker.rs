@@ -126,6 +126,74 @@ async fn one_users_events_apply_in_order_while_users_run_concurrently() {
 }
 
 #[tokio::test]
+async fn waiting_events_are_stored_in_batches_without_losing_order_or_failures() {
+    if !broker_available().await {
+        return;
+    }
+    let broker = TestBroker::new().await;
+    let publisher = Publisher::new(amqp_url(), "fedibridge-test-platform");
+    let sink = Arc::new(MemorySink::default());
+    {
+        let mut script = sink.script.lock().expect("lock");
+        script.permanent.insert("u0-50".into());
+        script.transient.insert("u1-70".into(), 2);
+    }
+    // Everything waits in the queue before the consumer starts, so lanes find full batches.
+    let users = ["u0", "u1", "u2"];
+    for seq in 0..100 {
+        for user in users {
+            publish(&publisher, &broker.topology, &post_event(user, seq)).await;
+        }
+    }
+    let running = start(&broker, Arc::clone(&sink), |c| {
+        c.lanes = 2;
+        c.max_batch = 16;
+    });
+
+    assert!(
+        wait_until(WAIT, || sink.applied_count() == 299).await,
+        "applied {}",
+        sink.applied_count()
+    );
+    assert!(wait_until(WAIT, || running.counters.snapshot().dead_lettered == 1).await);
+    let largest = sink.largest_batch();
+    assert!((2..=16).contains(&largest), "largest batch {largest}");
+    for (user, seqs) in sink.order_by_user() {
+        let expected: Vec<usize> = (0..100).filter(|s| user != "u0" || *s != 50).collect();
+        assert_eq!(seqs, expected, "{user} out of order or incomplete");
+    }
+    let counters = running.counters.snapshot();
+    assert_eq!(counters.applied, 299);
+    assert_eq!(
+        counters.retried, 0,
+        "a short failure is retried in its lane"
+    );
+
+    running.stop().await;
+    publisher.close().await;
+    broker.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_batch_of_one_is_never_offered() {
+    if !broker_available().await {
+        return;
+    }
+    let broker = TestBroker::new().await;
+    let publisher = Publisher::new(amqp_url(), "fedibridge-test-platform");
+    let sink = Arc::new(MemorySink::default());
+    for seq in 0..50 {
+        publish(&publisher, &broker.topology, &post_event("solo", seq)).await;
+    }
+    let running = start(&broker, Arc::clone(&sink), |c| c.max_batch = 1);
+    assert!(wait_until(WAIT, || sink.applied_count() == 50).await);
+    assert_eq!(sink.largest_batch(), 0, "max_batch = 1 turns batching off");
+    running.stop().await;
+    publisher.close().await;
+    broker.cleanup().await;
+}
+
+#[tokio::test]
 async fn malformed_messages_are_dead_lettered_with_reasons_and_the_stream_goes_on() {
     if !broker_available().await {
         return;

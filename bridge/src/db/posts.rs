@@ -401,6 +401,17 @@ pub fn find_by_platform_id(conn: &mut AnyConnection, id: &str) -> Result<Option<
         .optional()?)
 }
 
+/// Which of these platform post ids are stored, in one query.
+pub fn existing_platform_ids(conn: &mut AnyConnection, ids: &[&str]) -> Result<Vec<String>, Error> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(posts::table
+        .filter(posts::platform_post_id.eq_any(ids))
+        .select(posts::platform_post_id)
+        .load(conn)?)
+}
+
 /// The post with this internal id.
 pub fn find(conn: &mut AnyConnection, id: PostId) -> Result<Option<Post>, Error> {
     Ok(posts::table

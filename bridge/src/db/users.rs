@@ -245,6 +245,20 @@ pub fn find_by_platform_id(conn: &mut AnyConnection, id: &str) -> Result<Option<
         .optional()?)
 }
 
+/// The users with these platform ids (those that exist), in one query.
+pub fn find_many_by_platform_ids(
+    conn: &mut AnyConnection,
+    ids: &[&str],
+) -> Result<Vec<User>, Error> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(users::table
+        .filter(users::platform_user_id.eq_any(ids))
+        .select(User::as_select())
+        .load(conn)?)
+}
+
 /// The user with this internal id.
 pub fn find(conn: &mut AnyConnection, id: UserId) -> Result<Option<User>, Error> {
     Ok(users::table

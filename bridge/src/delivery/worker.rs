@@ -113,6 +113,17 @@ impl Worker {
         self.settings.concurrency.max(1)
     }
 
+    /// Sends that could start now.
+    fn free(&self) -> usize {
+        self.capacity().saturating_sub(self.sends.len())
+    }
+
+    /// Free capacity at which a saturated worker claims again: a quarter of it, so that
+    /// a claim round takes many rows while three quarters are still in flight.
+    fn refill_at(&self) -> usize {
+        (self.capacity() / 4).max(1)
+    }
+
     fn host_capacity(&self) -> usize {
         self.settings.per_host_concurrency.clamp(1, self.capacity())
     }
@@ -161,7 +172,10 @@ impl Worker {
                 () = shutdown.cancelled() => break,
                 Some(joined) = self.sends.join_next_with_id(), if !self.sends.is_empty() => {
                     self.completed(joined).await;
-                    if claim_on_completion {
+                    // Refill in rounds, not one row per finished send: a claim is a
+                    // transaction, and one per delivery would cap the whole engine at the
+                    // database's commit rate.
+                    if claim_on_completion && self.free() >= self.refill_at() {
                         claim_on_completion = false;
                         claim_now = true;
                     }

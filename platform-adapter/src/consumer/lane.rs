@@ -50,12 +50,24 @@ pub(crate) struct LaneContext<S> {
 }
 
 /// Runs until the sender side is dropped, or a delivery cannot be settled.
+///
+/// Whatever is already waiting in the lane when it picks up work is settled as one batch:
+/// the sink may store consecutive events in one transaction, which is what makes a busy
+/// lane fast (one commit, one round of acknowledgements, instead of one per event).
 pub(crate) async fn run<S: EventSink>(
     context: Arc<LaneContext<S>>,
     mut inbox: mpsc::Receiver<Work>,
 ) {
-    while let Some(work) = inbox.recv().await {
-        if let Err(error) = settle(&context, work).await {
+    let max_batch = context.config.max_batch.max(1);
+    while let Some(first) = inbox.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < max_batch {
+            match inbox.try_recv() {
+                Ok(work) => batch.push(work),
+                Err(_) => break,
+            }
+        }
+        if let Err(error) = settle_batch(&context, batch).await {
             // Stop here: acking later deliveries of this lane would let a later event of the
             // same user overtake the unsettled one when the broker redelivers it.
             tracing::warn!(%error, "could not settle a delivery; restarting the session");
@@ -65,14 +77,69 @@ pub(crate) async fn run<S: EventSink>(
     }
 }
 
-async fn settle<S: EventSink>(context: &LaneContext<S>, work: Work) -> Result<(), Error> {
-    match work {
-        Work::Malformed(error, delivery) => {
-            tracing::warn!(kind = %error.kind, reason = %error.reason, "dead-lettering a malformed message");
-            dead_letter(context, &delivery, error.kind.as_str(), &error.reason).await?;
-            ack(&delivery).await
+/// Settles a batch in order: runs of valid events go to the sink together, a malformed
+/// message is dead-lettered where it stands.
+async fn settle_batch<S: EventSink>(
+    context: &LaneContext<S>,
+    batch: Vec<Work>,
+) -> Result<(), Error> {
+    let mut run: Vec<(InboundEvent, Delivery)> = Vec::new();
+    for work in batch {
+        match work {
+            Work::Event(event, delivery) => run.push((*event, delivery)),
+            Work::Malformed(error, delivery) => {
+                settle_events(context, std::mem::take(&mut run)).await?;
+                tracing::warn!(kind = %error.kind, reason = %error.reason, "dead-lettering a malformed message");
+                dead_letter(context, &delivery, error.kind.as_str(), &error.reason).await?;
+                ack(&delivery).await?;
+            }
         }
-        Work::Event(event, delivery) => apply(context, *event, delivery).await,
+    }
+    settle_events(context, run).await
+}
+
+/// Hands consecutive events to the sink as one batch, acknowledges what it stored, and
+/// settles the rest one at a time (which is where retries and dead-lettering happen).
+async fn settle_events<S: EventSink>(
+    context: &LaneContext<S>,
+    run: Vec<(InboundEvent, Delivery)>,
+) -> Result<(), Error> {
+    let (events, deliveries): (Vec<InboundEvent>, Vec<Delivery>) = run.into_iter().unzip();
+    let events = Arc::new(events);
+    let results = if events.len() > 1 {
+        context.sink.handle_batch(Arc::clone(&events)).await
+    } else {
+        Vec::new()
+    };
+    let mut settled = 0;
+    let mut stored = Vec::with_capacity(results.len());
+    for (result, delivery) in results.into_iter().zip(&deliveries) {
+        match result {
+            Ok(handled) => context.counters.add(count(handled)),
+            Err(SinkError::Permanent(reason)) => {
+                tracing::warn!(event = %events[settled].id, %reason, "sink rejected an event; dead-lettering it");
+                dead_letter(context, delivery, REJECTED, &reason).await?;
+            }
+            // From here on, one at a time: the retry path keeps this user's order.
+            Err(SinkError::Transient(_)) => break,
+        }
+        stored.push(delivery);
+        settled += 1;
+    }
+    // Acknowledgements have no answer from the broker; sending them together costs one
+    // trip through the connection's writer instead of one each.
+    futures_util::future::try_join_all(stored.into_iter().map(ack)).await?;
+    for (event, delivery) in events.iter().zip(deliveries).skip(settled) {
+        apply(context, event.clone(), delivery).await?;
+    }
+    Ok(())
+}
+
+fn count(handled: Handled) -> Count {
+    match handled {
+        Handled::Applied => Count::Applied,
+        Handled::Duplicate => Count::Duplicate,
+        Handled::Ignored => Count::Ignored,
     }
 }
 
@@ -85,11 +152,7 @@ async fn apply<S: EventSink>(
     loop {
         match context.sink.handle(event.clone()).await {
             Ok(handled) => {
-                context.counters.add(match handled {
-                    Handled::Applied => Count::Applied,
-                    Handled::Duplicate => Count::Duplicate,
-                    Handled::Ignored => Count::Ignored,
-                });
+                context.counters.add(count(handled));
                 return ack(&delivery).await;
             }
             Err(SinkError::Permanent(reason)) => {

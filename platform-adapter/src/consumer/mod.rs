@@ -51,6 +51,8 @@ pub struct ConsumerConfig {
     /// Events handled concurrently (each lane is serial; an order key always maps to
     /// the same lane).
     pub lanes: usize,
+    /// Most events one lane hands to the sink at once (see [`EventSink::handle_batch`]).
+    pub max_batch: usize,
     /// Transient sink failures retried in place, holding the lane, before an event goes to
     /// the retry queue.
     pub in_lane_retries: u32,
@@ -61,16 +63,17 @@ pub struct ConsumerConfig {
 }
 
 impl ConsumerConfig {
-    /// Defaults: declare the topology, prefetch 32, 8 lanes, 3 in-lane retries from 200 ms,
-    /// 30 s shutdown grace.
+    /// Defaults: declare the topology, prefetch 256, 8 lanes, batches of at most 64, 3
+    /// in-lane retries from 200 ms, 30 s shutdown grace.
     pub fn new(url: impl Into<String>, topology: Topology) -> Self {
         Self {
             url: url.into(),
             connection_name: "fedibridge-consumer".into(),
             topology,
             declare_topology: true,
-            prefetch: 32,
+            prefetch: 256,
             lanes: 8,
+            max_batch: 64,
             in_lane_retries: 3,
             retry_base_delay: Duration::from_millis(200),
             shutdown_grace: Duration::from_secs(30),

@@ -6,7 +6,7 @@
 use std::{
     collections::{HashMap, HashSet},
     sync::{
-        Mutex,
+        Arc, Mutex,
         atomic::{AtomicUsize, Ordering},
     },
     time::Duration,
@@ -178,6 +178,8 @@ pub struct MemorySink {
     pub delay: Duration,
     in_flight: AtomicUsize,
     pub max_in_flight: AtomicUsize,
+    /// Size of every batch offered.
+    pub batch_sizes: Mutex<Vec<usize>>,
 }
 
 impl MemorySink {
@@ -225,9 +227,44 @@ impl EventSink for MemorySink {
         self.in_flight.fetch_sub(1, Ordering::SeqCst);
         result
     }
+
+    /// Applies in order and stops before the first transient failure, as a transaction
+    /// that failed would leave the rest to be applied one at a time.
+    async fn handle_batch(
+        &self,
+        events: Arc<Vec<InboundEvent>>,
+    ) -> Vec<Result<Handled, SinkError>> {
+        self.batch_sizes.lock().expect("lock").push(events.len());
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        if !self.delay.is_zero() {
+            tokio::time::sleep(self.delay).await;
+        }
+        let mut results = Vec::new();
+        for event in events.iter() {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            match self.apply(event.clone()) {
+                Err(SinkError::Transient(_)) => break,
+                result => results.push(result),
+            }
+        }
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        results
+    }
 }
 
 impl MemorySink {
+    /// The largest batch offered so far.
+    pub fn largest_batch(&self) -> usize {
+        self.batch_sizes
+            .lock()
+            .expect("lock")
+            .iter()
+            .copied()
+            .max()
+            .unwrap_or(0)
+    }
+
     fn apply(&self, event: InboundEvent) -> Result<Handled, SinkError> {
         let id = event.id.as_str().to_owned();
         {
