@@ -175,7 +175,7 @@ async fn waiting_events_are_stored_in_batches_without_losing_order_or_failures()
 }
 
 #[tokio::test]
-async fn a_batch_of_one_is_never_offered() {
+async fn max_batch_bounds_what_a_lane_offers_at_once() {
     if !broker_available().await {
         return;
     }
@@ -187,7 +187,11 @@ async fn a_batch_of_one_is_never_offered() {
     }
     let running = start(&broker, Arc::clone(&sink), |c| c.max_batch = 1);
     assert!(wait_until(WAIT, || sink.applied_count() == 50).await);
-    assert_eq!(sink.largest_batch(), 0, "max_batch = 1 turns batching off");
+    assert_eq!(
+        sink.largest_batch(),
+        1,
+        "max_batch = 1 offers one event at a time"
+    );
     running.stop().await;
     publisher.close().await;
     broker.cleanup().await;

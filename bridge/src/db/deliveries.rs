@@ -226,6 +226,30 @@ pub fn finish(
     Ok(())
 }
 
+/// [`finish`] for many deliveries that ended the same way, in one statement.
+pub fn finish_many(
+    conn: &mut AnyConnection,
+    ids: &[i64],
+    state: DeliveryState,
+    status: Option<u16>,
+    now: i64,
+) -> Result<(), Error> {
+    for chunk in ids.chunks(1_000) {
+        diesel::update(deliveries::table.filter(deliveries::id.eq_any(chunk)))
+            .set((
+                deliveries::state.eq(state.as_str()),
+                deliveries::attempts.eq(deliveries::attempts + 1),
+                deliveries::last_status.eq(status.map(i32::from)),
+                deliveries::last_error.eq(None::<String>),
+                deliveries::finished_at.eq(now),
+                deliveries::lease_owner.eq(None::<String>),
+                deliveries::lease_until.eq(None::<i64>),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
 /// Schedules another attempt at `next_attempt_at`.
 pub fn retry_at(
     conn: &mut AnyConnection,

@@ -36,18 +36,22 @@ pub fn find(conn: &mut AnyConnection, host: &str) -> Result<Option<HostHealth>, 
         .optional()?)
 }
 
-/// Records a success: the circuit closes and the failure run ends.
-pub fn record_success(conn: &mut AnyConnection, host: &str, now: i64) -> Result<(), Error> {
-    diesel::update(remote_hosts::table.find(host))
-        .set((
-            remote_hosts::consecutive_failures.eq(0),
-            remote_hosts::first_failure_at.eq(None::<i64>),
-            remote_hosts::blocked_until.eq(None::<i64>),
-            remote_hosts::unavailable.eq(false),
-            remote_hosts::last_success_at.eq(now),
-            remote_hosts::updated_at.eq(now),
-        ))
-        .execute(conn)?;
+/// Records a success for each of `hosts`, in one statement: closes their circuits and
+/// clears their failure history (hosts without a record are healthy already and stay
+/// without one).
+pub fn record_successes(conn: &mut AnyConnection, hosts: &[&str], now: i64) -> Result<(), Error> {
+    for chunk in hosts.chunks(1_000) {
+        diesel::update(remote_hosts::table.filter(remote_hosts::host.eq_any(chunk)))
+            .set((
+                remote_hosts::consecutive_failures.eq(0),
+                remote_hosts::first_failure_at.eq(None::<i64>),
+                remote_hosts::blocked_until.eq(None::<i64>),
+                remote_hosts::unavailable.eq(false),
+                remote_hosts::last_success_at.eq(now),
+                remote_hosts::updated_at.eq(now),
+            ))
+            .execute(conn)?;
+    }
     Ok(())
 }
 

@@ -2,7 +2,10 @@
 //! that throughput is not bound by one transaction per delivery (SQLite has one writer, and
 //! on PostgreSQL each commit is a WAL flush).
 
-use std::{collections::BTreeSet, time::Duration};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    time::Duration,
+};
 
 use tokio::{sync::mpsc, task::JoinHandle};
 
@@ -173,52 +176,67 @@ fn apply_all(
 ) -> Result<Vec<(&'static str, u64)>, Error> {
     let now = crate::db::now_millis();
     let mut labels = Vec::with_capacity(outcomes.len());
-    // One success per host and batch is enough to close its circuit.
-    let mut healthy = BTreeSet::new();
-    for outcome in outcomes {
-        let label = apply(conn, outcome, limits, now, &mut healthy)?;
-        labels.push(label);
+    let delivered = record_delivered(conn, outcomes, now)?;
+    if delivered > 0 {
+        labels.push(("delivered", delivered));
     }
-    for host in healthy {
-        hosts::record_success(conn, host, now)?;
+    for outcome in outcomes {
+        if !matches!(outcome, Outcome::Delivered { .. }) {
+            labels.push(apply(conn, outcome, limits, now)?);
+        }
     }
     Ok(labels)
 }
 
-fn apply<'a>(
+/// Successes, the bulk of every batch, in a few statements for the whole batch: the rows
+/// (grouped by status), the ledger, and one success per host to close its circuit.
+fn record_delivered(
     conn: &mut AnyConnection,
-    outcome: &'a Outcome,
-    limits: Limits,
+    outcomes: &[Outcome],
     now: i64,
-    healthy: &mut BTreeSet<&'a str>,
-) -> Result<(&'static str, u64), Error> {
-    Ok(match outcome {
-        Outcome::Delivered {
+) -> Result<u64, Error> {
+    let mut by_status: BTreeMap<u16, Vec<i64>> = BTreeMap::new();
+    let mut healthy = BTreeSet::new();
+    let mut sightings = Vec::new();
+    for outcome in outcomes {
+        if let Outcome::Delivered {
             id,
             host,
             status,
             ledger: entry,
-        } => {
-            deliveries::finish(
-                conn,
-                *id,
-                DeliveryState::Delivered,
-                Some(*status),
-                None,
-                now,
-            )?;
-            healthy.insert(host);
+        } = outcome
+        {
+            by_status.entry(*status).or_default().push(*id);
+            healthy.insert(host.as_str());
             if let Some(entry) = entry {
-                ledger::record(
-                    conn,
-                    entry.user,
-                    &entry.object_ap_id,
+                sightings.push(ledger::Sighting {
+                    user: entry.user,
+                    object_ap_id: &entry.object_ap_id,
                     host,
-                    Some(&entry.inbox),
-                    ledger::Via::Delivered,
-                    now,
-                )?;
+                    inbox: Some(&entry.inbox),
+                });
             }
+        }
+    }
+    let mut delivered = 0;
+    for (status, ids) in &by_status {
+        deliveries::finish_many(conn, ids, DeliveryState::Delivered, Some(*status), now)?;
+        delivered += ids.len() as u64;
+    }
+    ledger::record_many(conn, &sightings, ledger::Via::Delivered, now)?;
+    hosts::record_successes(conn, &healthy.into_iter().collect::<Vec<_>>(), now)?;
+    Ok(delivered)
+}
+
+fn apply(
+    conn: &mut AnyConnection,
+    outcome: &Outcome,
+    limits: Limits,
+    now: i64,
+) -> Result<(&'static str, u64), Error> {
+    Ok(match outcome {
+        Outcome::Delivered { .. } => {
+            record_delivered(conn, std::slice::from_ref(outcome), now)?;
             ("delivered", 1)
         }
         Outcome::Gone { id, inbox } => {

@@ -106,11 +106,12 @@ async fn settle_events<S: EventSink>(
 ) -> Result<(), Error> {
     let (events, deliveries): (Vec<InboundEvent>, Vec<Delivery>) = run.into_iter().unzip();
     let events = Arc::new(events);
-    let results = if events.len() > 1 {
-        context.sink.handle_batch(Arc::clone(&events)).await
-    } else {
-        Vec::new()
-    };
+    if events.is_empty() {
+        return Ok(());
+    }
+    // A batch of one too: the sink's batch path is where it may skip work it can prove has
+    // no effect, and that must not depend on how the broker happened to split the stream.
+    let results = context.sink.handle_batch(Arc::clone(&events)).await;
     let mut settled = 0;
     let mut stored = Vec::with_capacity(results.len());
     for (result, delivery) in results.into_iter().zip(&deliveries) {

@@ -51,7 +51,8 @@ pub struct ConsumerConfig {
     /// Events handled concurrently (each lane is serial; an order key always maps to
     /// the same lane).
     pub lanes: usize,
-    /// Most events one lane hands to the sink at once (see [`EventSink::handle_batch`]).
+    /// Most events one lane hands to the sink at once (see [`EventSink::handle_batch`]);
+    /// 1 offers each event alone.
     pub max_batch: usize,
     /// Transient sink failures retried in place, holding the lane, before an event goes to
     /// the retry queue.
