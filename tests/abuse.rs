@@ -5,13 +5,9 @@
 //! The bridge runs as `localhost:PORT`; each [`FakeRemote`] is `localhost` on a port of its
 //! own, which makes it a host of its own (hosts are compared with their port).
 
-use std::{
-    net::TcpListener,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use bridge::{
-    Settings,
     db::{
         Database, keys, now_millis,
         schema::{
@@ -23,7 +19,10 @@ use bridge::{
 };
 use diesel::prelude::*;
 use integration_tests::{
-    Backend, TestApp, TestDatabase, remote::FakeRemote, sharing::profile, test_settings,
+    Backend, TestApp, TestDatabase,
+    remote::{FakeRemote, spawn_localhost_bridge},
+    sharing::profile,
+    test_settings,
 };
 use serde_json::{Value, json};
 use tokio::{
@@ -31,14 +30,6 @@ use tokio::{
     net::TcpStream,
 };
 use url::Url;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("address")
-        .port()
-}
 
 /// A bridge on `http://localhost:PORT` with users `u1` and `u2` sharing `on`.
 struct Bridge {
@@ -51,20 +42,7 @@ struct Bridge {
 impl Bridge {
     async fn start(backend: Backend, extra: &[(&str, &str)]) -> Option<Bridge> {
         let database = TestDatabase::new(backend)?;
-        let port = free_port();
-        let bind = format!("127.0.0.1:{port}");
-        let base = format!("http://localhost:{port}");
-        let domain = format!("localhost:{port}");
-        let mut overrides = vec![
-            ("FEDIBRIDGE__SERVER__BIND", bind.as_str()),
-            ("FEDIBRIDGE__FEDERATION__BASE_URL", base.as_str()),
-            ("FEDIBRIDGE__FEDERATION__DOMAIN", domain.as_str()),
-            ("FEDIBRIDGE__FEDERATION__ALLOW_PRIVATE_ADDRESSES", "true"),
-        ];
-        overrides.extend_from_slice(extra);
-        let settings: Settings = test_settings(&database, &overrides);
-        let db = Database::new(&settings.database).expect("database");
-        let app = TestApp::spawn_roles(settings, &[bridge::Role::Http]).await;
+        let (app, db, base) = spawn_localhost_bridge(&database, extra).await;
         db.write(|c| {
             let now = now_millis();
             for (uid, name) in [("u1", "alice"), ("u2", "bob")] {
@@ -79,7 +57,7 @@ impl Bridge {
         Some(Bridge {
             app,
             db,
-            base: Url::parse(&base).expect("base"),
+            base,
             _database: database,
         })
     }

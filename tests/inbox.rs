@@ -5,12 +5,10 @@
 
 use std::{
     collections::HashMap,
-    net::TcpListener,
     time::{Duration, SystemTime},
 };
 
 use bridge::{
-    Settings,
     db::{
         AnyConnection, Database, blocks, keys, now_millis,
         posts::{self, FederationState, InteractionPolicy, PostInput, Visibility},
@@ -26,21 +24,12 @@ use diesel::prelude::*;
 use integration_tests::{
     Backend, TestApp, TestDatabase,
     peer::{ActivityKind, FollowState, RemotePeer, Tamper},
-    remote::{FakeRemote, post_signed},
-    test_settings,
+    remote::{FakeRemote, post_signed, spawn_localhost_bridge},
 };
 use serde_json::{Value, json};
 use url::Url;
 
 const WAIT: Duration = Duration::from_secs(10);
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("address")
-        .port()
-}
 
 /// A bridge on `http://localhost:PORT` with one user sharing `on` and one federated post.
 struct Bridge {
@@ -55,20 +44,7 @@ struct Bridge {
 impl Bridge {
     async fn start(backend: Backend, extra: &[(&str, &str)]) -> Option<Bridge> {
         let database = TestDatabase::new(backend)?;
-        let port = free_port();
-        let bind = format!("127.0.0.1:{port}");
-        let base = format!("http://localhost:{port}");
-        let domain = format!("localhost:{port}");
-        let mut overrides = vec![
-            ("FEDIBRIDGE__SERVER__BIND", bind.as_str()),
-            ("FEDIBRIDGE__FEDERATION__BASE_URL", base.as_str()),
-            ("FEDIBRIDGE__FEDERATION__DOMAIN", domain.as_str()),
-            ("FEDIBRIDGE__FEDERATION__ALLOW_PRIVATE_ADDRESSES", "true"),
-        ];
-        overrides.extend_from_slice(extra);
-        let settings: Settings = test_settings(&database, &overrides);
-        let db = Database::new(&settings.database).expect("database");
-        let app = TestApp::spawn_roles(settings, &[bridge::Role::Http]).await;
+        let (app, db, base) = spawn_localhost_bridge(&database, extra).await;
         let (user, post_id) = db
             .write(|c| {
                 let now = now_millis();
@@ -103,7 +79,7 @@ impl Bridge {
         Some(Bridge {
             app,
             db,
-            base: Url::parse(&base).expect("base"),
+            base,
             user,
             post_id,
             database,

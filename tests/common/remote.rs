@@ -12,9 +12,42 @@ use std::{
 };
 
 use actix_web::{App, HttpResponse, HttpServer, web};
-use bridge::federation::{SigningKey, generate_rsa_keypair, http_signatures::sign_request};
+use bridge::{
+    Role,
+    db::Database,
+    federation::{SigningKey, generate_rsa_keypair, http_signatures::sign_request},
+};
 use serde_json::{Value, json};
 use url::Url;
+
+use crate::{TestApp, TestDatabase, test_settings};
+
+/// Starts a bridge (HTTP role) on `http://localhost:PORT`, the name the remote servers of
+/// these tests reach it by, with `extra` settings. Returns it, its storage and its base URL.
+pub async fn spawn_localhost_bridge(
+    database: &TestDatabase,
+    extra: &[(&str, &str)],
+) -> (TestApp, Database, Url) {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("address")
+        .port();
+    let bind = format!("127.0.0.1:{port}");
+    let base = format!("http://localhost:{port}");
+    let domain = format!("localhost:{port}");
+    let mut overrides = vec![
+        ("FEDIBRIDGE__SERVER__BIND", bind.as_str()),
+        ("FEDIBRIDGE__FEDERATION__BASE_URL", base.as_str()),
+        ("FEDIBRIDGE__FEDERATION__DOMAIN", domain.as_str()),
+        ("FEDIBRIDGE__FEDERATION__ALLOW_PRIVATE_ADDRESSES", "true"),
+    ];
+    overrides.extend_from_slice(extra);
+    let settings = test_settings(database, &overrides);
+    let db = Database::new(&settings.database).expect("database");
+    let app = TestApp::spawn_roles(settings, &[Role::Http]).await;
+    (app, db, Url::parse(&base).expect("base"))
+}
 
 type Documents = Arc<Mutex<HashMap<String, Option<Value>>>>;
 
