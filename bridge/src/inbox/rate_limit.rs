@@ -101,7 +101,7 @@ impl Budget {
         prune_interval: Duration,
     ) -> Option<Self> {
         let rate = NonZeroU32::new(per_minute)?;
-        // Validated: burst ≥ 1 whenever the rate is set; `max` keeps this total anyway.
+        // Validated: burst ≥ 1 whenever the rate is set; a burst of 1 keeps this total anyway.
         let burst = NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN);
         Some(Self {
             scope,
