@@ -5,17 +5,10 @@
 
 use std::{
     collections::HashMap,
-    net::TcpListener,
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicUsize, Ordering},
-    },
     time::{Duration, SystemTime},
 };
 
-use actix_web::{App, HttpResponse, HttpServer, web};
 use bridge::{
-    Settings,
     db::{
         AnyConnection, Database, blocks, keys, now_millis,
         posts::{self, FederationState, InteractionPolicy, PostInput, Visibility},
@@ -24,30 +17,19 @@ use bridge::{
         },
         users::{self, ProfileInput, User},
     },
-    federation::{
-        AddressPolicy, ClientConfig, FederationClient, SigningKey, generate_rsa_keypair,
-        http_signatures::sign_request,
-    },
+    federation::{AddressPolicy, ClientConfig, FederationClient, SigningKey},
     opt_in::SharingState,
 };
 use diesel::prelude::*;
 use integration_tests::{
     Backend, TestApp, TestDatabase,
     peer::{ActivityKind, FollowState, RemotePeer, Tamper},
-    test_settings,
+    remote::{FakeRemote, post_signed, spawn_localhost_bridge},
 };
 use serde_json::{Value, json};
 use url::Url;
 
 const WAIT: Duration = Duration::from_secs(10);
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("address")
-        .port()
-}
 
 /// A bridge on `http://localhost:PORT` with one user sharing `on` and one federated post.
 struct Bridge {
@@ -62,20 +44,7 @@ struct Bridge {
 impl Bridge {
     async fn start(backend: Backend, extra: &[(&str, &str)]) -> Option<Bridge> {
         let database = TestDatabase::new(backend)?;
-        let port = free_port();
-        let bind = format!("127.0.0.1:{port}");
-        let base = format!("http://localhost:{port}");
-        let domain = format!("localhost:{port}");
-        let mut overrides = vec![
-            ("FEDIBRIDGE__SERVER__BIND", bind.as_str()),
-            ("FEDIBRIDGE__FEDERATION__BASE_URL", base.as_str()),
-            ("FEDIBRIDGE__FEDERATION__DOMAIN", domain.as_str()),
-            ("FEDIBRIDGE__FEDERATION__ALLOW_PRIVATE_ADDRESSES", "true"),
-        ];
-        overrides.extend_from_slice(extra);
-        let settings: Settings = test_settings(&database, &overrides);
-        let db = Database::new(&settings.database).expect("database");
-        let app = TestApp::spawn_roles(settings, &[bridge::Role::Http]).await;
+        let (app, db, base) = spawn_localhost_bridge(&database, extra).await;
         let (user, post_id) = db
             .write(|c| {
                 let now = now_millis();
@@ -110,7 +79,7 @@ impl Bridge {
         Some(Bridge {
             app,
             db,
-            base: Url::parse(&base).expect("base"),
+            base,
             user,
             post_id,
             database,
@@ -403,146 +372,6 @@ async fn the_peer_follows_likes_replies_and_undoes_on_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_peer_follows_likes_replies_and_undoes_on_postgres() {
     interop(Backend::Postgres).await;
-}
-
-type Documents = Arc<Mutex<HashMap<String, Option<Value>>>>;
-
-/// A minimal remote server: actor documents by name (or 410), keys made here, fetches
-/// counted.
-struct FakeRemote {
-    base: Url,
-    documents: Documents,
-    keys: Mutex<HashMap<String, SigningKey>>,
-    fetches: Arc<AtomicUsize>,
-    _server: actix_web::dev::ServerHandle,
-}
-
-impl FakeRemote {
-    /// Serves the Persons `actors` and answers 410 for `gone`.
-    async fn start(actors: &[&str], gone: &[&str]) -> FakeRemote {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let port = listener.local_addr().expect("address").port();
-        let documents: Documents = Arc::default();
-        let fetches = Arc::new(AtomicUsize::new(0));
-        let (served, counter) = (documents.clone(), fetches.clone());
-        let server = HttpServer::new(move || {
-            let (documents, fetches) = (served.clone(), counter.clone());
-            App::new().route(
-                "/users/{name}",
-                web::get().to(move |name: web::Path<String>| {
-                    fetches.fetch_add(1, Ordering::SeqCst);
-                    let document = documents.lock().expect("lock").get(name.as_str()).cloned();
-                    async move {
-                        match document {
-                            Some(Some(doc)) => HttpResponse::Ok()
-                                .content_type("application/activity+json")
-                                .body(doc.to_string()),
-                            Some(None) => HttpResponse::Gone().finish(),
-                            None => HttpResponse::NotFound().finish(),
-                        }
-                    }
-                }),
-            )
-        })
-        .workers(1)
-        .disable_signals()
-        .listen(listener)
-        .expect("listen")
-        .run();
-        let handle = server.handle();
-        tokio::spawn(server);
-        let remote = FakeRemote {
-            base: Url::parse(&format!("http://localhost:{port}")).expect("base"),
-            documents,
-            keys: Mutex::default(),
-            fetches,
-            _server: handle,
-        };
-        for name in actors {
-            remote.put_actor(name, json!({}));
-        }
-        for name in gone {
-            remote.new_key(name);
-            remote
-                .documents
-                .lock()
-                .expect("lock")
-                .insert((*name).to_owned(), None);
-        }
-        remote
-    }
-
-    fn new_key(&self, name: &str) -> String {
-        let pair = generate_rsa_keypair().expect("key");
-        let key_id = Url::parse(&format!("{}#main-key", self.actor(name))).expect("key id");
-        let key = SigningKey::from_pem(key_id, &pair.private_key_pem).expect("signing key");
-        self.keys.lock().expect("lock").insert(name.to_owned(), key);
-        pair.public_key_pem
-    }
-
-    /// Serves the Person `name` with a new key and the `extra` fields.
-    fn put_actor(&self, name: &str, extra: Value) {
-        let pem = self.new_key(name);
-        let id = self.actor(name);
-        let mut doc = json!({
-            "@context": ["https://www.w3.org/ns/activitystreams", "https://w3id.org/security/v1"],
-            "id": id,
-            "type": "Person",
-            "preferredUsername": name,
-            "inbox": format!("{id}/inbox"),
-            "publicKey": {"id": format!("{id}#main-key"), "owner": id, "publicKeyPem": pem}
-        });
-        if let (Some(doc), Some(extra)) = (doc.as_object_mut(), extra.as_object()) {
-            doc.extend(extra.clone());
-        }
-        self.documents
-            .lock()
-            .expect("lock")
-            .insert(name.to_owned(), Some(doc));
-    }
-
-    fn actor(&self, name: &str) -> Url {
-        self.base.join(&format!("/users/{name}")).expect("url")
-    }
-
-    fn key(&self, name: &str) -> SigningKey {
-        self.keys.lock().expect("lock")[name].clone()
-    }
-
-    fn fetches(&self) -> usize {
-        self.fetches.load(Ordering::SeqCst)
-    }
-
-    /// POSTs `activity` to `inbox` signed by `name`'s current key, dated now.
-    async fn send(&self, inbox: &Url, name: &str, activity: Value) -> u16 {
-        post_signed(inbox, inbox, &activity, &self.key(name), SystemTime::now()).await
-    }
-}
-
-/// POSTs `body` to `inbox` signed with `key` as of `date`, the `Host` header being the one
-/// of `signed_url` (normally the inbox itself).
-async fn post_signed(
-    inbox: &Url,
-    signed_url: &Url,
-    body: &Value,
-    key: &SigningKey,
-    date: SystemTime,
-) -> u16 {
-    let body = serde_json::to_vec(body).expect("json");
-    let signed = sign_request(key, "POST", signed_url, Some(&body), date).expect("signed");
-    let mut request = reqwest::Client::new()
-        .post(inbox.as_str())
-        .header("content-type", "application/activity+json");
-    for (name, value) in signed.iter() {
-        request = request.header(name, value);
-    }
-    request
-        .body(body)
-        .send()
-        .await
-        .expect("request reaches the bridge")
-        .status()
-        .as_u16()
 }
 
 async fn refusals(backend: Backend) {

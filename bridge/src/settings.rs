@@ -55,6 +55,8 @@ pub struct Settings {
     pub federation: FederationSettings,
     /// Outbound delivery.
     pub delivery: DeliverySettings,
+    /// Abuse limits on the ActivityPub inbox.
+    pub inbox: InboxSettings,
     /// How the platform backend authenticates.
     pub platform: PlatformSettings,
     /// Opt-in rules.
@@ -75,6 +77,10 @@ pub struct ServerSettings {
     pub shutdown_timeout_secs: u64,
     /// Largest request body accepted.
     pub max_body_bytes: usize,
+    /// Time a client has to send a request's head (request line and headers).
+    pub client_request_timeout_secs: u64,
+    /// Time a client has to close a connection after the response.
+    pub client_disconnect_timeout_secs: u64,
 }
 
 impl ServerSettings {
@@ -94,6 +100,16 @@ impl ServerSettings {
     /// Grace period as a duration.
     pub fn shutdown_timeout(&self) -> Duration {
         Duration::from_secs(self.shutdown_timeout_secs)
+    }
+
+    /// Deadline of a request's head.
+    pub fn client_request_timeout(&self) -> Duration {
+        Duration::from_secs(self.client_request_timeout_secs)
+    }
+
+    /// Deadline of closing a connection.
+    pub fn client_disconnect_timeout(&self) -> Duration {
+        Duration::from_secs(self.client_disconnect_timeout_secs)
     }
 }
 
@@ -180,6 +196,62 @@ pub struct DeliverySettings {
     pub unavailable_after_days: u64,
     /// Total time of one delivery request.
     pub request_timeout_secs: u64,
+}
+
+/// `[inbox]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InboxSettings {
+    /// Authenticated activities one remote host may deliver per minute (0: unlimited).
+    pub host_activities_per_minute: u32,
+    /// Activities one remote host may deliver at once before the per-minute rate applies.
+    pub host_burst: u32,
+    /// Authenticated activities one remote actor may deliver per minute (0: unlimited).
+    pub actor_activities_per_minute: u32,
+    /// Activities one remote actor may deliver at once before the per-minute rate applies.
+    pub actor_burst: u32,
+    /// Accounts of one remote host that may follow one local user (0: no cap).
+    pub max_followers_per_host_per_user: u64,
+    /// Accounts of one remote host that may follow local users, all together (0: no cap).
+    pub max_followers_per_host: u64,
+    /// Time a client has to send an inbox body once its headers arrived.
+    pub body_timeout_secs: u64,
+}
+
+impl InboxSettings {
+    /// Deadline of an inbox body.
+    pub fn body_timeout(&self) -> Duration {
+        Duration::from_secs(self.body_timeout_secs)
+    }
+
+    fn validate(&self) -> Result<(), SettingsError> {
+        for (rate, burst, key) in [
+            (
+                self.host_activities_per_minute,
+                self.host_burst,
+                "inbox.host_burst",
+            ),
+            (
+                self.actor_activities_per_minute,
+                self.actor_burst,
+                "inbox.actor_burst",
+            ),
+        ] {
+            if rate > 0 && burst == 0 {
+                return Err(SettingsError::invalid(
+                    key,
+                    "must be at least 1 while its per-minute rate is set (0 there means unlimited)",
+                ));
+            }
+        }
+        if self.body_timeout_secs == 0 || self.body_timeout_secs > 300 {
+            return Err(SettingsError::invalid(
+                "inbox.body_timeout_secs",
+                "must be between 1 and 300",
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// `[platform]`
@@ -337,7 +409,22 @@ impl Settings {
                 }
             }
         }
+        for (key, value) in [
+            (
+                "server.client_request_timeout_secs",
+                self.server.client_request_timeout_secs,
+            ),
+            (
+                "server.client_disconnect_timeout_secs",
+                self.server.client_disconnect_timeout_secs,
+            ),
+        ] {
+            if value == 0 || value > 300 {
+                return Err(SettingsError::invalid(key, "must be between 1 and 300"));
+            }
+        }
         self.federation.validate()?;
+        self.inbox.validate()?;
         for (key, value) in [
             ("delivery.concurrency", self.delivery.concurrency as u64),
             (
@@ -518,6 +605,28 @@ mod tests {
                 "federation.signature_window_secs",
             ),
             ("FEDIBRIDGE__LOG__FORMAT", "xml", "log.format"),
+            (
+                "FEDIBRIDGE__SERVER__CLIENT_REQUEST_TIMEOUT_SECS",
+                "0",
+                "server.client_request_timeout_secs",
+            ),
+            (
+                "FEDIBRIDGE__SERVER__CLIENT_DISCONNECT_TIMEOUT_SECS",
+                "0",
+                "server.client_disconnect_timeout_secs",
+            ),
+            ("FEDIBRIDGE__INBOX__HOST_BURST", "0", "inbox.host_burst"),
+            ("FEDIBRIDGE__INBOX__ACTOR_BURST", "0", "inbox.actor_burst"),
+            (
+                "FEDIBRIDGE__INBOX__HOST_ACTIVITIES_PER_MINUTE",
+                "-1",
+                "inbox.host_activities_per_minute",
+            ),
+            (
+                "FEDIBRIDGE__INBOX__BODY_TIMEOUT_SECS",
+                "0",
+                "inbox.body_timeout_secs",
+            ),
             ("FEDIBRIDGE__SERVER__WORKERS", "many", "server.workers"),
         ];
         for (var, value, key) in cases {
@@ -527,6 +636,19 @@ mod tests {
                 "{var}={value}: '{message}' does not name {key}"
             );
         }
+    }
+
+    #[test]
+    fn zero_rates_switch_the_limits_off_whatever_the_burst() {
+        let s = Settings::load_with_env(
+            None,
+            Some(env(&[
+                ("FEDIBRIDGE__INBOX__HOST_ACTIVITIES_PER_MINUTE", "0"),
+                ("FEDIBRIDGE__INBOX__HOST_BURST", "0"),
+            ])),
+        )
+        .expect("valid");
+        assert_eq!(s.inbox.host_activities_per_minute, 0);
     }
 
     #[test]

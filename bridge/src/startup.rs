@@ -12,6 +12,7 @@ use crate::{
     error::Error,
     federation::{ClientConfig, FederationClient, urls::Urls},
     http::{self, AppState},
+    inbox::InboxRateLimits,
     ingest::Ingest,
     relay,
     settings::Settings,
@@ -79,14 +80,16 @@ impl Application {
             .await?;
         let client = FederationClient::new(ClientConfig::from_settings(&settings.federation)?)?;
 
+        let metrics = Metrics::new()?;
         let state = AppState {
             urls: Urls::new(&settings.federation)?,
             client,
             delivery_wakeup: Arc::new(Notify::new()),
             fetch_failures: Arc::default(),
+            inbox_limits: Arc::new(InboxRateLimits::new(&settings, &metrics)),
             settings: Arc::new(settings),
             db,
-            metrics: Metrics::new()?,
+            metrics,
             broker,
             shutdown,
         };
@@ -150,6 +153,10 @@ impl Application {
         // Signals are handled once for the whole process (see `run_until_stopped`), so that
         // the HTTP server and the background roles stop together.
         .disable_signals()
+        // A client that dribbles its request head (slowloris) is answered 408 and dropped;
+        // inbox bodies have their own deadline (`inbox.body_timeout_secs`).
+        .client_request_timeout(settings.client_request_timeout())
+        .client_disconnect_timeout(settings.client_disconnect_timeout())
         .shutdown_timeout(settings.shutdown_timeout_secs);
         if settings.workers > 0 {
             server = server.workers(settings.workers);

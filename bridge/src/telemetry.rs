@@ -50,8 +50,14 @@ pub struct Metrics {
     /// The delivery engine.
     pub delivery: DeliveryMetrics,
     /// Inbox POSTs by outcome: accepted, duplicate, ignored, rejected_signature, malformed,
-    /// blocked, error.
+    /// blocked, rate_limited, error.
     pub inbox_activities: IntCounterVec,
+    /// Inbox requests refused for a spent budget, by `scope`: host, actor, key_fetch.
+    pub inbox_rate_limited: IntCounterVec,
+    /// Keys held by each inbox budget after its last pruning, by `scope`.
+    pub inbox_rate_limit_keys: IntGaugeVec,
+    /// Follows answered with Reject for a follow cap, by `cap`: per_user, per_host.
+    pub inbox_follows_over_cap: IntCounterVec,
 }
 
 /// Metrics of the delivery engine. No metric is labelled by remote host: hosts are chosen by
@@ -147,6 +153,27 @@ impl Metrics {
             Opts::new("inbox_activities_total", "Inbox POSTs by outcome"),
             &["outcome"],
         )?;
+        let inbox_rate_limited = IntCounterVec::new(
+            Opts::new(
+                "inbox_rate_limited_total",
+                "Inbox requests refused with 429, by spent budget",
+            ),
+            &["scope"],
+        )?;
+        let inbox_rate_limit_keys = IntGaugeVec::new(
+            Opts::new(
+                "inbox_rate_limit_keys",
+                "Hosts or actors an inbox budget holds state for",
+            ),
+            &["scope"],
+        )?;
+        let inbox_follows_over_cap = IntCounterVec::new(
+            Opts::new(
+                "inbox_follows_over_cap_total",
+                "Follows rejected for a per-host follow cap",
+            ),
+            &["cap"],
+        )?;
         let build_info = IntGaugeVec::new(
             Opts::new("build_info", "Version of the running fedibridge"),
             &["version"],
@@ -159,6 +186,9 @@ impl Metrics {
         registry.register(Box::new(db_pool.clone()))?;
         registry.register(Box::new(broker_connected.clone()))?;
         registry.register(Box::new(inbox_activities.clone()))?;
+        registry.register(Box::new(inbox_rate_limited.clone()))?;
+        registry.register(Box::new(inbox_rate_limit_keys.clone()))?;
+        registry.register(Box::new(inbox_follows_over_cap.clone()))?;
         registry.register(Box::new(build_info))?;
         let delivery = DeliveryMetrics::new(&registry)?;
         Ok(Self {
@@ -169,6 +199,9 @@ impl Metrics {
             broker_connected,
             delivery,
             inbox_activities,
+            inbox_rate_limited,
+            inbox_rate_limit_keys,
+            inbox_follows_over_cap,
         })
     }
 

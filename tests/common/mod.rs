@@ -5,6 +5,7 @@
 //! never pass by skipping.
 
 pub mod peer;
+pub mod remote;
 pub mod sharing;
 
 pub mod events;

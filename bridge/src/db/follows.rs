@@ -191,6 +191,34 @@ pub fn followers(
         .load(conn)?)
 }
 
+/// Whether at least `n` follows (pending or accepted) come from actors on `host`: of `user`,
+/// or of any local user. Stops at the `n`-th, so a cap check reads at most `n` index entries.
+pub fn from_host_at_least(
+    conn: &mut AnyConnection,
+    host: &str,
+    user: Option<UserId>,
+    n: u64,
+) -> Result<bool, Error> {
+    if n == 0 {
+        return Ok(true);
+    }
+    let skip = i64::try_from(n - 1).unwrap_or(i64::MAX);
+    let from_host = follows::table
+        .inner_join(remote_actors::table)
+        .filter(remote_actors::host.eq(host))
+        .select(follows::id);
+    let nth: Option<i64> = match user {
+        Some(user) => from_host
+            .filter(follows::user_id.eq(user.0))
+            .offset(skip)
+            .limit(1)
+            .first(conn)
+            .optional()?,
+        None => from_host.offset(skip).limit(1).first(conn).optional()?,
+    };
+    Ok(nth.is_some())
+}
+
 /// How many accepted followers the user has.
 pub fn count_accepted(conn: &mut AnyConnection, user: UserId) -> Result<i64, Error> {
     Ok(follows::table

@@ -44,9 +44,14 @@ async fn handle(
     target: InboxTarget,
 ) -> HttpResponse {
     let max = state.settings.server.max_body_bytes;
+    let deadline = state.settings.inbox.body_timeout();
     let result = async {
         check_headers(req, max)?;
-        let body = read_body(payload, max).await?;
+        // A total deadline, not one per read: a client dripping a byte at a time would pass
+        // any per-read timeout while holding the connection.
+        let body = tokio::time::timeout(deadline, read_body(payload, max))
+            .await
+            .map_err(|_| InboxRejection::BodyTimeout(deadline.as_secs()))??;
         let request = InboundRequest {
             path_and_query: req
                 .uri()
@@ -131,18 +136,28 @@ fn respond(state: &AppState, result: Result<inbox::Outcome, Error>) -> HttpRespo
             )
         }
         Err(Error::Inbox(rejection)) => {
-            tracing::info!(reason = %rejection, "inbox: activity refused");
+            // A flood must not turn into a flood of log lines: 429s are counted, not logged.
+            if matches!(rejection, InboxRejection::RateLimited(_)) {
+                tracing::debug!(reason = %rejection, "inbox: rate limited");
+            } else {
+                tracing::info!(reason = %rejection, "inbox: activity refused");
+            }
             let outcome = match rejection {
                 InboxRejection::KeyOwnerMismatch { .. } | InboxRejection::KeyUnavailable(_) => {
                     "rejected_signature"
                 }
                 InboxRejection::Blocked(_) => "blocked",
+                InboxRejection::RateLimited(_) => "rate_limited",
                 _ => "malformed",
             };
-            (
-                outcome,
-                refusal(rejection.http_status(), &rejection.to_string()),
-            )
+            let mut response = refusal(rejection.http_status(), &rejection.to_string());
+            if let InboxRejection::RateLimited(limited) = rejection {
+                response.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    header::HeaderValue::from(limited.retry_after_secs()),
+                );
+            }
+            (outcome, response)
         }
         // Storage down (503, retry later) or a bug (500): never a 2xx.
         Err(error) => ("error", error.error_response()),

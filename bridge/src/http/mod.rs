@@ -31,6 +31,7 @@ use tokio::sync::Notify;
 use crate::{
     db::Database,
     federation::{FederationClient, fetch::FetchFailures, urls::Urls},
+    inbox::InboxRateLimits,
     settings::Settings,
     telemetry::Metrics,
 };
@@ -48,6 +49,8 @@ pub struct AppState {
     pub client: FederationClient,
     /// Remote fetches that failed recently, shared by every inbox request.
     pub fetch_failures: Arc<FetchFailures>,
+    /// The inbox's budgets per remote host and actor, shared by every inbox request.
+    pub inbox_limits: Arc<InboxRateLimits>,
     /// Notified when deliveries were queued, so the delivery role starts at once.
     pub delivery_wakeup: Arc<Notify>,
     /// Metrics registry.

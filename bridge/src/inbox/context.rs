@@ -4,7 +4,11 @@
 use platform_adapter::events::{OutboundPayload, RemoteAccount, RemoteContent};
 use url::Url;
 
-use super::{note::RemoteNote, parse::InboundActivity};
+use super::{
+    follow::{FollowCap, FollowCaps},
+    note::RemoteNote,
+    parse::InboundActivity,
+};
 use crate::{
     db::{
         AnyConnection, blocks, posts,
@@ -46,6 +50,8 @@ pub(super) struct Applied {
     pub outcome: Outcome,
     /// An activity (Accept, Reject) was queued for delivery.
     pub deliveries_queued: bool,
+    /// A Follow was rejected for this follow cap.
+    pub over_cap: Option<FollowCap>,
 }
 
 impl Applied {
@@ -53,6 +59,7 @@ impl Applied {
         Self {
             outcome: Outcome::Accepted,
             deliveries_queued: false,
+            over_cap: None,
         }
     }
 
@@ -60,6 +67,7 @@ impl Applied {
         Self {
             outcome: Outcome::Accepted,
             deliveries_queued: true,
+            over_cap: None,
         }
     }
 
@@ -67,6 +75,7 @@ impl Applied {
         Self {
             outcome: Outcome::Ignored,
             deliveries_queued: false,
+            over_cap: None,
         }
     }
 
@@ -74,6 +83,7 @@ impl Applied {
         Self {
             outcome: Outcome::Duplicate,
             deliveries_queued: false,
+            over_cap: None,
         }
     }
 
@@ -95,6 +105,8 @@ pub(super) struct Cx {
     /// The actor, whose key signed the request.
     pub actor: RemoteActor,
     pub now: i64,
+    /// How many followers one remote host may have here.
+    pub follow_caps: FollowCaps,
 }
 
 impl Cx {

@@ -8,16 +8,74 @@ use crate::{
         AnyConnection,
         blocks::{self, InstanceBlockSeverity},
         follows::{self, FollowState},
-        users::User,
+        users::{User, UserId},
     },
     error::Error,
     federation::outbound,
     opt_in::SharingState,
+    settings::InboxSettings,
     to_platform,
 };
 
+/// How many accounts of one remote host may follow local users (`[inbox]`; 0: no cap).
+///
+/// Both caps bound what one server's accounts can make us store and tell the platform: the
+/// per-user cap stops a server's bot accounts from piling follows (and follow
+/// notifications) onto one person; the per-host cap stops them from following everybody.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct FollowCaps {
+    per_user: u64,
+    per_host: u64,
+}
+
+impl FollowCaps {
+    pub fn from_settings(settings: &InboxSettings) -> Self {
+        Self {
+            per_user: settings.max_followers_per_host_per_user,
+            per_host: settings.max_followers_per_host,
+        }
+    }
+
+    /// The cap a new follower of `user` from `host` would go beyond, if any.
+    fn exceeded(
+        self,
+        conn: &mut AnyConnection,
+        user: UserId,
+        host: &str,
+    ) -> Result<Option<FollowCap>, Error> {
+        if self.per_user > 0 && follows::from_host_at_least(conn, host, Some(user), self.per_user)?
+        {
+            return Ok(Some(FollowCap::PerUser));
+        }
+        if self.per_host > 0 && follows::from_host_at_least(conn, host, None, self.per_host)? {
+            return Ok(Some(FollowCap::PerHost));
+        }
+        Ok(None)
+    }
+}
+
+/// The follow cap a Follow was rejected for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum FollowCap {
+    /// `inbox.max_followers_per_host_per_user`.
+    PerUser,
+    /// `inbox.max_followers_per_host`.
+    PerHost,
+}
+
+impl FollowCap {
+    /// Metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::PerUser => "per_user",
+            Self::PerHost => "per_host",
+        }
+    }
+}
+
 /// Records the follow and answers it: Accept at once, or later when the user approves
-/// (locked accounts); Reject when the user or the administrator blocks the follower.
+/// (locked accounts); Reject when the user or the administrator blocks the follower, or when
+/// a new follower would take its host beyond a follow cap.
 pub(super) fn apply(conn: &mut AnyConnection, cx: &Cx) -> Result<Applied, Error> {
     let Some(target) = cx.activity.object_id() else {
         return Ok(Applied::ignored());
@@ -33,6 +91,20 @@ pub(super) fn apply(conn: &mut AnyConnection, cx: &Cx) -> Result<Applied, Error>
         == Some(InstanceBlockSeverity::FollowsOnly);
     if follows_refused || cx.blocked_by(conn, &user)? {
         return reject(conn, cx, &user);
+    }
+    // Only a new follower counts against a cap: a repeated Follow of an existing one is
+    // answered as before, and lowering a cap never drops followers.
+    if follows::find(conn, user.id, cx.actor.id)?.is_none()
+        && let Some(cap) = cx.follow_caps.exceeded(conn, user.id, &cx.actor.host)?
+    {
+        tracing::info!(
+            host = %cx.actor.host,
+            cap = cap.as_str(),
+            "follow rejected: the host is at its follow cap"
+        );
+        let mut applied = reject(conn, cx, &user)?;
+        applied.over_cap = Some(cap);
+        return Ok(applied);
     }
 
     let state = if user.manually_approves_followers {

@@ -3,10 +3,14 @@
 //! The order is fixed and nothing has a side effect before authentication:
 //! 1. the signature's key-independent checks (signed headers, `Host`, date window, digest);
 //! 2. the envelope (`id`, `type`, `actor`: ours never, same origin);
-//! 3. the administrator's domain blocks, before anything is fetched for the actor;
-//! 4. the key: stored, or fetched (signed, id-checked, budgeted); its owner must be the
-//!    activity's actor; then the RSA check (once more after a refetch, for rotated keys);
-//! 5. the effect, in one transaction that first claims the activity id, so a replay or
+//! 3. a host or actor still inside the `Retry-After` of an earlier 429 is refused at once;
+//! 4. the administrator's domain blocks, before anything is fetched for the actor;
+//! 5. the key: stored, or fetched (signed, id-checked, budgeted, and charged to the host's
+//!    key-fetch budget); its owner must be the activity's actor; then the RSA check (once
+//!    more after a refetch, for rotated keys);
+//! 6. the actor's and the host's rate budgets (429 with `Retry-After` when spent): charged
+//!    only now, so that forged requests cannot spend a real server's budget;
+//! 7. the effect, in one transaction that first claims the activity id, so a replay or
 //!    redelivery changes nothing twice. 2xx is answered only after that commit.
 
 mod block;
@@ -18,6 +22,7 @@ mod follow;
 mod moves;
 pub mod note;
 pub mod parse;
+pub mod rate_limit;
 mod reaction;
 pub mod rejection;
 pub mod sanitize;
@@ -30,9 +35,11 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 
 pub use context::Outcome;
+pub use rate_limit::InboxRateLimits;
 pub use rejection::InboxRejection;
 
 use context::{Applied, Cx};
+use follow::FollowCaps;
 use parse::{ActivityKind, InboundActivity};
 use verify::Authenticated;
 
@@ -48,6 +55,7 @@ use crate::{
     },
     error::Error,
     federation::{
+        canonical_host,
         fetch::{DEFAULT_FETCH_BUDGET, Fetcher, parse_actor},
         http_signatures,
     },
@@ -94,6 +102,11 @@ pub async fn receive(state: &AppState, request: InboundRequest) -> Result<Outcom
         window,
     )?;
     let activity = parse::parse(&request.body, &state.urls)?;
+    let origin = canonical_host(&activity.actor);
+    state
+        .inbox_limits
+        .check_not_refused(&origin, &activity.actor)
+        .map_err(InboxRejection::RateLimited)?;
 
     if let InboxTarget::User(uid) = request.target {
         let user = state
@@ -126,14 +139,33 @@ pub async fn receive(state: &AppState, request: InboundRequest) -> Result<Outcom
         &state.fetch_failures,
         DEFAULT_FETCH_BUDGET,
     );
-    let actor = match verify::authenticate(&state.db, &fetcher, &pending, &activity).await? {
+    let actor = match verify::authenticate(
+        &state.db,
+        &fetcher,
+        &state.inbox_limits,
+        &pending,
+        &activity,
+    )
+    .await?
+    {
         Authenticated::Actor(actor) => *actor,
         Authenticated::GoneActorDelete => return Ok(Outcome::Ignored),
     };
+    state
+        .inbox_limits
+        .charge_activity(&origin, &activity.actor)
+        .map_err(InboxRejection::RateLimited)?;
 
     let applied = dispatch(state, &fetcher, activity, actor).await?;
     if applied.deliveries_queued {
         state.delivery_wakeup.notify_one();
+    }
+    if let Some(cap) = applied.over_cap {
+        state
+            .metrics
+            .inbox_follows_over_cap
+            .with_label_values(&[cap.as_str()])
+            .inc();
     }
     Ok(applied.outcome)
 }
@@ -149,6 +181,7 @@ async fn dispatch(
         activity,
         actor,
         now: now_millis(),
+        follow_caps: FollowCaps::from_settings(&state.settings.inbox),
     };
     match cx.activity.kind {
         ActivityKind::Follow => in_transaction(state, cx, follow::apply).await,

@@ -1,5 +1,7 @@
 //! Why an inbound activity was refused, carried by [`crate::Error::Inbox`].
 
+use super::rate_limit::RateLimited;
+
 /// A reason to refuse an inbox POST before any effect.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InboxRejection {
@@ -35,6 +37,12 @@ pub enum InboxRejection {
     /// A per-user inbox of a user who has no actor.
     #[error("no such inbox")]
     NoSuchInbox,
+    /// The remote host or actor is over its budget.
+    #[error("too many activities from this {}; retry in {} s", .0.scope.as_str(), .0.retry_after_secs())]
+    RateLimited(RateLimited),
+    /// The body did not arrive within `inbox.body_timeout_secs`.
+    #[error("the body did not arrive within {0} s")]
+    BodyTimeout(u64),
 }
 
 impl InboxRejection {
@@ -47,6 +55,8 @@ impl InboxRejection {
             Self::KeyOwnerMismatch { .. } | Self::KeyUnavailable(_) => 401,
             Self::Blocked(_) => 403,
             Self::NoSuchInbox => 404,
+            Self::RateLimited(_) => 429,
+            Self::BodyTimeout(_) => 408,
         }
     }
 }

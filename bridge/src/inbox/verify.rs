@@ -2,6 +2,7 @@
 
 use super::{
     parse::{ActivityKind, InboundActivity},
+    rate_limit::InboxRateLimits,
     rejection::InboxRejection,
 };
 use crate::{
@@ -11,7 +12,8 @@ use crate::{
     },
     error::Error,
     federation::{
-        RemoteFailure, SignatureRejection, fetch::Fetcher, http_signatures::PendingSignature,
+        RemoteFailure, SignatureRejection, canonical_host, fetch::Fetcher,
+        http_signatures::PendingSignature,
     },
 };
 
@@ -32,10 +34,11 @@ pub(super) enum Authenticated {
 /// Authenticates `activity`: its actor must own the key that signed the request (the key
 /// is looked up by id, fetched when unknown or stale), and the signature must verify.
 /// A signature that fails with a cached key is retried once with a refetched key, since
-/// the actor may have rotated it.
+/// the actor may have rotated it. Every key fetch is charged to the host's key-fetch budget.
 pub(super) async fn authenticate(
     db: &Database,
     fetcher: &Fetcher<'_>,
+    limits: &InboxRateLimits,
     pending: &PendingSignature,
     activity: &InboundActivity,
 ) -> Result<Authenticated, Error> {
@@ -50,20 +53,30 @@ pub(super) async fn authenticate(
             .await?
     };
     let usable = stored.filter(|a| a.deleted_at.is_none() && a.public_key_pem.is_some());
+    let charge_fetch = || {
+        limits
+            .charge_key_fetch(&canonical_host(&key_id))
+            .map_err(InboxRejection::RateLimited)
+    };
     let (actor, cached) = match usable {
         Some(actor) if now_millis() - actor.fetched_at < KEY_FRESH_MS => (actor, true),
-        stale => match fetcher.actor_for_key(&key_id).await {
-            Ok(actor) => (actor, false),
-            Err(e) if is_gone(&e) => {
-                return if deletes_itself(activity) {
-                    Ok(Authenticated::GoneActorDelete)
-                } else {
-                    Err(unavailable(e))
-                };
-            }
-            Err(e) => match stale {
-                Some(actor) if !is_database(&e) => (actor, true),
-                _ => return Err(unavailable(e)),
+        stale => match (charge_fetch(), stale) {
+            // Over the key-fetch budget, a stale key still serves, as when a refetch fails.
+            (Err(_), Some(actor)) => (actor, true),
+            (Err(limited), None) => return Err(limited.into()),
+            (Ok(()), stale) => match fetcher.actor_for_key(&key_id).await {
+                Ok(actor) => (actor, false),
+                Err(e) if is_gone(&e) => {
+                    return if deletes_itself(activity) {
+                        Ok(Authenticated::GoneActorDelete)
+                    } else {
+                        Err(unavailable(e))
+                    };
+                }
+                Err(e) => match stale {
+                    Some(actor) if !is_database(&e) => (actor, true),
+                    _ => return Err(unavailable(e)),
+                },
             },
         },
     };
@@ -74,6 +87,8 @@ pub(super) async fn authenticate(
     match pending.verify_async(&pem).await {
         Ok(()) => Ok(Authenticated::Actor(Box::new(actor))),
         Err(Error::Signature(SignatureRejection::BadSignature)) if cached => {
+            // Forged signatures with a real key id must not make us refetch without bound.
+            charge_fetch()?;
             let refreshed = fetcher.actor_for_key(&key_id).await.map_err(unavailable)?;
             if refreshed.ap_id != activity.actor.as_str() {
                 return Err(mismatch(&refreshed.ap_id, activity));
