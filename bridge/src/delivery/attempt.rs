@@ -102,6 +102,36 @@ pub async fn run(sender: Arc<Sender>, delivery: ClaimedDelivery) -> Outcome {
     }
 }
 
+/// Loads what the sends of a claim round will need (activity, consent verdict, key) for
+/// every activity not yet cached, in one database call, before the sends start: otherwise
+/// the first few hundred sends of a fan-out all miss the caches at once and queue for the
+/// connection pool to load the same rows.
+pub async fn warm(sender: &Arc<Sender>, claimed: &[ClaimedDelivery]) {
+    let mut seen = std::collections::HashSet::new();
+    let cold: Vec<ClaimedDelivery> = claimed
+        .iter()
+        .filter(|d| seen.insert(d.activity_id) && sender.caches.activity(d.activity_id).is_none())
+        .cloned()
+        .collect();
+    if cold.is_empty() {
+        return;
+    }
+    let warmed = Arc::clone(sender);
+    let result = sender
+        .db
+        .run(move |c| {
+            for delivery in &cold {
+                load(c, &warmed, delivery)?;
+            }
+            Ok(())
+        })
+        .await;
+    if let Err(error) = result {
+        // Each send loads what it needs itself, and reports the failure there.
+        tracing::debug!(%error, "warming the delivery caches failed");
+    }
+}
+
 /// Whether this delivery must wait for an older activity about the same object.
 fn needs_order_check(delivery: &ClaimedDelivery) -> bool {
     matches!(
@@ -167,7 +197,16 @@ fn prepare(
             due.saturating_add(millis(ORDER_WAIT)).max(earliest),
         ));
     }
+    load(conn, sender, delivery)
+}
 
+/// The activity, the consent verdict and the key, from the caches or the database (and
+/// then cached).
+fn load(
+    conn: &mut AnyConnection,
+    sender: &Sender,
+    delivery: &ClaimedDelivery,
+) -> Result<Prepared, Error> {
     let context = match sender.caches.activity(delivery.activity_id) {
         Some(context) => context,
         None => {

@@ -218,6 +218,7 @@ impl Worker {
             })
             .await?;
         let count = claimed.len();
+        attempt::warm(&self.sender, &claimed).await;
         let mut excess = Vec::new();
         for delivery in claimed {
             let running = self.per_host.entry(delivery.host.clone()).or_insert(0);
