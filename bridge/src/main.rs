@@ -1,4 +1,6 @@
-//! The `fedibridge` command: serve, migrate, check.
+//! The `fedibridge` command: serve, migrate, check, events, blocks.
+
+mod blocks_command;
 
 use std::{path::PathBuf, process::ExitCode};
 
@@ -39,6 +41,11 @@ enum Command {
     Events {
         #[command(subcommand)]
         command: EventsCommand,
+    },
+    /// Server blocks: refuse whole servers; import and export shared blocklists.
+    Blocks {
+        #[command(subcommand)]
+        command: blocks_command::BlocksCommand,
     },
 }
 
@@ -89,6 +96,7 @@ fn main() -> ExitCode {
             Command::Migrate => migrate(&settings).await,
             Command::Check => check(&settings).await,
             Command::Events { command } => events(&settings, command).await,
+            Command::Blocks { command } => blocks_command::run(&settings, command).await,
         }
     });
     match result {
