@@ -21,7 +21,8 @@ use crate::{
         users::{self, ProfileField, ProfileInput, User},
     },
     error::Error,
-    federation::{outbound, urls::Urls},
+    federation::{FederationClient, fetch::FetchFailures, outbound, urls::Urls},
+    moderation,
     opt_in::{Initiator, SharingState, lifecycle},
     settings::Settings,
 };
@@ -33,6 +34,7 @@ pub struct Ingest {
     urls: Urls,
     settings: Arc<Settings>,
     delivery_wakeup: Arc<Notify>,
+    fetch: Option<(FederationClient, Arc<FetchFailures>)>,
 }
 
 impl Ingest {
@@ -48,11 +50,24 @@ impl Ingest {
             urls,
             settings,
             delivery_wakeup,
+            fetch: None,
         }
+    }
+
+    /// Lets the sink fetch remote actors it needs (the target of a forwarded report);
+    /// without it, such events are refused.
+    pub fn with_fetcher(mut self, client: FederationClient, failures: Arc<FetchFailures>) -> Self {
+        self.fetch = Some((client, failures));
+        self
     }
 
     /// Applies one event (also used by the HTTP ingest endpoint).
     pub async fn apply(&self, event: InboundEvent) -> Result<Handled, Error> {
+        // Remote fetches happen before the transaction, which never waits on the network.
+        if let InboundPayload::ReportCreated(report) = &event.payload {
+            let fetch = self.fetch.as_ref().map(|(c, f)| (c, f.as_ref()));
+            moderation::reports::prepare(&self.db, report, &self.urls, fetch).await?;
+        }
         let urls = self.urls.clone();
         let settings = self.settings.clone();
         let handled = self
@@ -167,6 +182,7 @@ fn apply_event(
             outbound::retract_post(conn, &post, &author, urls, FederationState::Deleted, now)?;
             Ok(Handled::Applied)
         }
+        InboundPayload::ReportCreated(report) => moderation::reports::file(conn, report, urls, now),
         // Reposts of bridged posts are not federated (yet): recorded as seen, no effect.
         InboundPayload::RepostCreated(_) | InboundPayload::RepostDeleted(_) => Ok(Handled::Ignored),
     }

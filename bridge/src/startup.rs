@@ -105,12 +105,15 @@ impl Application {
                 // Named after its queue so operators (and tests) can tell consumers apart.
                 config.connection_name = format!("fedibridge-consumer-{}", broker.events_queue);
                 config.shutdown_grace = state.settings.server.shutdown_timeout();
-                let sink = Arc::new(Ingest::new(
-                    state.db.clone(),
-                    state.urls.clone(),
-                    state.settings.clone(),
-                    state.delivery_wakeup.clone(),
-                ));
+                let sink = Arc::new(
+                    Ingest::new(
+                        state.db.clone(),
+                        state.urls.clone(),
+                        state.settings.clone(),
+                        state.delivery_wakeup.clone(),
+                    )
+                    .with_fetcher(state.client.clone(), state.fetch_failures.clone()),
+                );
                 let consumer = Consumer::new(config, sink).with_status(status.clone());
                 tasks.spawn(consumer.run(state.shutdown.clone()));
             }

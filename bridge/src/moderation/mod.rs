@@ -4,5 +4,6 @@
 pub mod blocklist;
 pub mod domain;
 pub mod domain_blocks;
+pub mod reports;
 
 pub use domain::{BlockDomain, InvalidDomain};
