@@ -255,7 +255,8 @@ fn describe(outcome: &BlockOutcome, dry_run: bool) -> String {
 }
 
 fn print_import(report: &ImportReport, dry_run: bool) {
-    for (line, outcome) in &report.rows {
+    for row in &report.rows {
+        let (line, outcome) = (row.line, &row.outcome);
         // Rows that change nothing would drown the ones that do in a long list.
         if !matches!(
             outcome.change,

@@ -77,7 +77,7 @@ pub struct ListedBlock {
 }
 
 /// One row that cannot be used, and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct InvalidLine {
     /// Line number in the file (1-based).
     pub line: u64,

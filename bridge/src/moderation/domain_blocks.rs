@@ -101,23 +101,21 @@ pub struct ImportReport {
     /// `noop` rows.
     pub skipped: usize,
     /// Rows refused, with their line numbers.
-    #[serde(serialize_with = "serialize_invalid")]
     pub invalid: Vec<InvalidLine>,
     /// Follows severed by new or stricter `reject` blocks.
     pub followers_removed: usize,
-    /// Each usable row's result, with its line number, in file order.
-    pub rows: Vec<(u64, BlockOutcome)>,
+    /// Each usable row's result, in file order.
+    pub rows: Vec<ImportedRow>,
 }
 
-fn serialize_invalid<S: serde::Serializer>(
-    invalid: &[InvalidLine],
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
-    serializer.collect_seq(
-        invalid
-            .iter()
-            .map(|i| json!({ "line": i.line, "reason": i.reason })),
-    )
+/// One usable row of an imported list and what became of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ImportedRow {
+    /// Its line in the file.
+    pub line: u64,
+    /// What it did.
+    #[serde(flatten)]
+    pub outcome: BlockOutcome,
 }
 
 /// The stored state of a domain during a request: (severity, comment).
@@ -285,14 +283,14 @@ pub fn import(
         };
         let ListedSeverity::Block(listed) = entry.severity else {
             report.skipped += 1;
-            report.rows.push((
-                entry.line,
-                BlockOutcome {
+            report.rows.push(ImportedRow {
+                line: entry.line,
+                outcome: BlockOutcome {
                     domain: domain.as_str().to_owned(),
                     change: BlockChange::Skipped,
                     followers_removed: 0,
                 },
-            ));
+            });
             continue;
         };
         let (change, severity, comment) = match &now_stored {
@@ -348,7 +346,10 @@ pub fn import(
             report.followers_removed += outcome.followers_removed;
         }
         seen.insert(domain.clone(), Some((severity, comment)));
-        report.rows.push((entry.line, outcome));
+        report.rows.push(ImportedRow {
+            line: entry.line,
+            outcome,
+        });
     }
     Ok(report)
 }
