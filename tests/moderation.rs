@@ -3,7 +3,7 @@
 //! instance actor and verified there, without the reporter's identity; reports that can
 //! never be forwarded are refused with their reason.
 
-use std::{net::TcpListener, time::Duration};
+use std::time::Duration;
 
 use bridge::db::{
     blocks, now_millis,
@@ -13,18 +13,11 @@ use diesel::prelude::*;
 use integration_tests::{
     Backend, TestApp, TestDatabase, events,
     peer::{ActivityKind, RemotePeer},
-    test_settings,
+    spawn_on_localhost,
 };
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(20);
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
 
 /// POSTs an event; returns (status, body).
 async fn send(app: &TestApp, event: &Value) -> (u16, Value) {
@@ -44,22 +37,7 @@ async fn reports_reach_the_reported_server(backend: Backend) {
     let Some(db) = TestDatabase::new(backend) else {
         return;
     };
-    let port = free_port();
-    let (bind, base, domain) = (
-        format!("127.0.0.1:{port}"),
-        format!("http://localhost:{port}"),
-        format!("localhost:{port}"),
-    );
-    let app = TestApp::spawn(test_settings(
-        &db,
-        &[
-            ("FEDIBRIDGE__SERVER__BIND", bind.as_str()),
-            ("FEDIBRIDGE__FEDERATION__BASE_URL", base.as_str()),
-            ("FEDIBRIDGE__FEDERATION__DOMAIN", domain.as_str()),
-            ("FEDIBRIDGE__FEDERATION__ALLOW_PRIVATE_ADDRESSES", "true"),
-        ],
-    ))
-    .await;
+    let (app, base) = spawn_on_localhost(&db).await;
     let peer = RemotePeer::start("spammer").await;
     let target = peer.actor_id().to_string();
     let post = peer.post("buy now").await.expect("post").to_string();

@@ -1,25 +1,23 @@
 //! `fedibridge blocks …`: the operator's server blocks. Part of the binary (declared in
 //! main.rs), not of the library; the work is done by `bridge::moderation`.
 
-use std::{io::Read, path::PathBuf, process::ExitCode};
+use std::{
+    io::{Read, Write},
+    path::PathBuf,
+    process::ExitCode,
+};
 
 use bridge::{
     Settings,
-    db::{
-        Database,
-        blocks::{self, InstanceBlockSeverity},
-        now_millis,
-    },
-    federation::{protocol::rfc3339, urls::Urls},
+    db::{Database, blocks::InstanceBlockSeverity, now_millis},
+    federation::urls::Urls,
     moderation::{
-        BlockDomain,
-        blocklist::{self, ExportRow},
-        domain_blocks::{self, BlockChange, BlockOutcome, ImportReport, Severity},
+        BlockDomain, blocklist,
+        domain_blocks::{self, BlockChange, BlockOutcome, BlockView, ImportReport, Severity},
     },
     opt_in::{Initiator, lifecycle::Context},
 };
 use clap::{Subcommand, ValueEnum};
-use serde_json::json;
 
 /// How hard to block, as typed on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -92,7 +90,7 @@ pub async fn run(settings: &Settings, command: BlocksCommand) -> anyhow::Result<
             comment,
         } => {
             let domain = domain_of(&domain)?;
-            let outcome = with_context(settings, &db, move |c, cx| {
+            let outcome = with_context(settings, &db, false, move |c, cx| {
                 domain_blocks::add(c, &domain, severity.into(), comment.as_deref(), cx)
             })
             .await?;
@@ -102,7 +100,7 @@ pub async fn run(settings: &Settings, command: BlocksCommand) -> anyhow::Result<
         BlocksCommand::Remove { domain } => {
             let domain = domain_of(&domain)?;
             let shown = domain.to_string();
-            let removed = with_context(settings, &db, move |c, cx| {
+            let removed = with_context(settings, &db, false, move |c, cx| {
                 domain_blocks::remove(c, &domain, cx)
             })
             .await?;
@@ -115,20 +113,9 @@ pub async fn run(settings: &Settings, command: BlocksCommand) -> anyhow::Result<
             }
         }
         BlocksCommand::List { json } => {
-            let list = db.run(blocks::list_instance_blocks).await?;
+            let list = db.run(domain_blocks::list).await?;
             if json {
-                let items: Vec<_> = list
-                    .iter()
-                    .map(|b| {
-                        json!({
-                            "domain": b.domain,
-                            "severity": b.severity().as_str(),
-                            "comment": b.reason,
-                            "created_at": rfc3339(b.created_at),
-                        })
-                    })
-                    .collect();
-                println!("{}", serde_json::to_string_pretty(&items)?);
+                println!("{}", serde_json::to_string_pretty(&list)?);
             } else {
                 print_table(&list);
             }
@@ -144,17 +131,10 @@ pub async fn run(settings: &Settings, command: BlocksCommand) -> anyhow::Result<
                     .map_err(|e| anyhow::anyhow!("{}: cannot read: {e}", file.display()))?
             };
             let list = blocklist::parse(&bytes);
-            let report = if dry_run {
-                with_context_read(settings, &db, move |c, cx| {
-                    domain_blocks::import(c, &list, true, cx)
-                })
-                .await?
-            } else {
-                with_context(settings, &db, move |c, cx| {
-                    domain_blocks::import(c, &list, false, cx)
-                })
-                .await?
-            };
+            let report = with_context(settings, &db, dry_run, move |c, cx| {
+                domain_blocks::import(c, &list, dry_run, cx)
+            })
+            .await?;
             print_import(&report, dry_run);
             Ok(if report.invalid.is_empty() {
                 ExitCode::SUCCESS
@@ -163,21 +143,21 @@ pub async fn run(settings: &Settings, command: BlocksCommand) -> anyhow::Result<
             })
         }
         BlocksCommand::Export => {
-            let list = db.run(blocks::list_instance_blocks).await?;
-            let bytes = blocklist::export(list.iter().map(|b| ExportRow {
-                domain: &b.domain,
-                severity: b.severity(),
-                comment: b.reason.as_deref(),
-            }))?;
-            use std::io::Write;
+            let bytes = db.run(domain_blocks::export).await?;
             std::io::stdout().write_all(&bytes)?;
             Ok(ExitCode::SUCCESS)
         }
     }
 }
 
-/// Runs `f` in one write transaction with the operator's context.
-async fn with_context<T, F>(settings: &Settings, db: &Database, f: F) -> anyhow::Result<T>
+/// Runs `f` with the operator's context: in one write transaction, or read-only for a
+/// dry run.
+async fn with_context<T, F>(
+    settings: &Settings,
+    db: &Database,
+    read_only: bool,
+    f: F,
+) -> anyhow::Result<T>
 where
     F: FnOnce(&mut bridge::db::AnyConnection, Context<'_>) -> Result<T, bridge::Error>
         + Send
@@ -185,19 +165,12 @@ where
     T: Send + 'static,
 {
     let (rules, urls) = (settings.sharing.clone(), Urls::new(&settings.federation)?);
-    Ok(db.write(move |c| f(c, operator(&rules, &urls))).await?)
-}
-
-/// Runs `f` read-only (a dry run) with the operator's context.
-async fn with_context_read<T, F>(settings: &Settings, db: &Database, f: F) -> anyhow::Result<T>
-where
-    F: FnOnce(&mut bridge::db::AnyConnection, Context<'_>) -> Result<T, bridge::Error>
-        + Send
-        + 'static,
-    T: Send + 'static,
-{
-    let (rules, urls) = (settings.sharing.clone(), Urls::new(&settings.federation)?);
-    Ok(db.run(move |c| f(c, operator(&rules, &urls))).await?)
+    let run = move |c: &mut bridge::db::AnyConnection| f(c, operator(&rules, &urls));
+    Ok(if read_only {
+        db.run(run).await?
+    } else {
+        db.write(run).await?
+    })
 }
 
 fn operator<'a>(rules: &'a bridge::settings::SharingSettings, urls: &'a Urls) -> Context<'a> {
@@ -285,7 +258,7 @@ fn print_import(report: &ImportReport, dry_run: bool) {
     );
 }
 
-fn print_table(list: &[blocks::InstanceBlock]) {
+fn print_table(list: &[BlockView]) {
     if list.is_empty() {
         println!("no server blocks");
         return;
@@ -304,9 +277,9 @@ fn print_table(list: &[blocks::InstanceBlock]) {
         println!(
             "{:<width$}  {:<12}  {:<20}  {}",
             b.domain,
-            b.severity().as_str(),
-            rfc3339(b.created_at),
-            b.reason.as_deref().unwrap_or("")
+            b.severity,
+            b.created_at,
+            b.comment.as_deref().unwrap_or("")
         );
     }
 }

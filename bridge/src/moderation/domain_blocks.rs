@@ -13,18 +13,61 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::{
-    blocklist::{Blocklist, InvalidLine, ListedSeverity},
+    blocklist::{self, Blocklist, ExportRow, InvalidLine, ListedSeverity},
     domain::BlockDomain,
 };
 use crate::{
     db::{
         AnyConnection, audit,
-        blocks::{self, InstanceBlockSeverity},
+        blocks::{self, InstanceBlock, InstanceBlockSeverity},
         follower_list, users,
     },
     error::Error,
+    federation::protocol::rfc3339,
     opt_in::{controls, lifecycle::Context},
 };
+
+/// A stored block as `fedibridge blocks list --json` and the API show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BlockView {
+    /// The domain (covers its subdomains).
+    pub domain: String,
+    /// `reject` or `follows_only`.
+    pub severity: &'static str,
+    /// The comment kept with it.
+    pub comment: Option<String>,
+    /// When it was first blocked.
+    pub created_at: String,
+}
+
+impl From<&InstanceBlock> for BlockView {
+    fn from(b: &InstanceBlock) -> Self {
+        Self {
+            domain: b.domain.clone(),
+            severity: b.severity().as_str(),
+            comment: b.reason.clone(),
+            created_at: rfc3339(b.created_at),
+        }
+    }
+}
+
+/// Every block, by domain.
+pub fn list(conn: &mut AnyConnection) -> Result<Vec<BlockView>, Error> {
+    Ok(blocks::list_instance_blocks(conn)?
+        .iter()
+        .map(BlockView::from)
+        .collect())
+}
+
+/// Every block as CSV in Mastodon's export format.
+pub fn export(conn: &mut AnyConnection) -> Result<Vec<u8>, Error> {
+    let list = blocks::list_instance_blocks(conn)?;
+    blocklist::export(list.iter().map(|b| ExportRow {
+        domain: &b.domain,
+        severity: b.severity(),
+        comment: b.reason.as_deref(),
+    }))
+}
 
 /// Whether `a` blocks more than `b`.
 fn stricter(a: InstanceBlockSeverity, b: InstanceBlockSeverity) -> bool {

@@ -9,16 +9,11 @@ use serde_json::json;
 
 use super::{BadInput, parse_body, problem};
 use crate::{
-    db::{
-        AnyConnection,
-        blocks::{self, InstanceBlockSeverity},
-    },
+    db::{AnyConnection, blocks::InstanceBlockSeverity},
     error::Error,
-    federation::protocol::rfc3339,
     http::{AppState, auth},
     moderation::{
-        BlockDomain,
-        blocklist::{self, ExportRow},
+        BlockDomain, blocklist,
         domain_blocks::{self, BlockChange},
     },
     opt_in::{Initiator, lifecycle::Context},
@@ -90,18 +85,7 @@ pub(super) async fn list(
     _auth: auth::PlatformAuth,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Error> {
-    let list = state.db.run(blocks::list_instance_blocks).await?;
-    let items: Vec<_> = list
-        .iter()
-        .map(|b| {
-            json!({
-                "domain": b.domain,
-                "severity": b.severity().as_str(),
-                "comment": b.reason,
-                "created_at": rfc3339(b.created_at),
-            })
-        })
-        .collect();
+    let items = state.db.run(domain_blocks::list).await?;
     Ok(HttpResponse::Ok().json(json!({ "items": items })))
 }
 
@@ -174,12 +158,7 @@ pub(super) async fn export(
     _auth: auth::PlatformAuth,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Error> {
-    let list = state.db.run(blocks::list_instance_blocks).await?;
-    let bytes = blocklist::export(list.iter().map(|b| ExportRow {
-        domain: &b.domain,
-        severity: b.severity(),
-        comment: b.reason.as_deref(),
-    }))?;
+    let bytes = state.db.run(domain_blocks::export).await?;
     Ok(HttpResponse::Ok()
         .content_type("text/csv; charset=utf-8")
         .insert_header((
