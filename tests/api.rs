@@ -643,3 +643,138 @@ async fn posts(backend: Backend) {
 async fn posts_can_be_excluded_or_retracted() {
     on_both(posts).await;
 }
+
+async fn server_blocks(backend: Backend) {
+    let Some(app) = SharingApp::start(backend, &[]).await else {
+        return;
+    };
+    let user = app.user("u1", "alice", true).await;
+    app.follower(&user, "social.spam.example", "eve", true)
+        .await;
+    app.follower(&user, "good.example", "bob", true).await;
+
+    // Add, change, and refuse what is not a domain.
+    let body = expect_status(
+        app.api(Method::POST, "/server-blocks").json(
+            &json!({"domain": "Spam.Example.", "severity": "follows_only", "comment": "ads"}),
+        ),
+        StatusCode::CREATED,
+    )
+    .await;
+    assert_eq!(body["domain"], "spam.example");
+    assert_eq!(body["action"], "added");
+    assert_eq!(body["followers_removed"], 0, "follows_only keeps followers");
+    let body = expect_status(
+        app.api(Method::POST, "/server-blocks")
+            .json(&json!({"domain": "spam.example"})),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(
+        (
+            body["action"].clone(),
+            body["from"].clone(),
+            body["to"].clone()
+        ),
+        (json!("updated"), json!("follows_only"), json!("reject"))
+    );
+    assert_eq!(body["followers_removed"], 1);
+    let kinds: Vec<String> = app
+        .activities(&user)
+        .await
+        .into_iter()
+        .map(|a| a.kind)
+        .collect();
+    assert_eq!(kinds, ["Reject"]);
+    for bad in ["*.spam.example", "https://spam.example/", "1.2.3.4", ""] {
+        let body = expect_status(
+            app.api(Method::POST, "/server-blocks")
+                .json(&json!({"domain": bad})),
+            StatusCode::BAD_REQUEST,
+        )
+        .await;
+        assert_eq!(body["field"], "domain", "{bad}: {body}");
+    }
+
+    // Import (dry run first), list, export.
+    let list = "#domain,#severity,#reject_media,#reject_reports,#public_comment,#obfuscate\n\
+                spam.example,silence,false,false,,false\n\
+                bücher.example,suspend,false,false,Spam,false\n\
+                *.wild.example,suspend,false,false,,false\n";
+    let body = expect_status(
+        app.api(Method::POST, "/server-blocks/import?dry_run=true")
+            .body(list),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(body["dry_run"], true);
+    assert_eq!(body["report"]["added"], 1);
+    let body = expect_status(app.api(Method::GET, "/server-blocks"), StatusCode::OK).await;
+    assert_eq!(body["items"].as_array().map(Vec::len), Some(1), "{body}");
+    let body = expect_status(
+        app.api(Method::POST, "/server-blocks/import").body(list),
+        StatusCode::OK,
+    )
+    .await;
+    let report = &body["report"];
+    assert_eq!(
+        (
+            report["added"].clone(),
+            report["unchanged"].clone(),
+            report["invalid"][0]["line"].clone()
+        ),
+        (json!(1), json!(1), json!(4)),
+        "{body}"
+    );
+    assert_eq!(report["rows"][0]["action"], "kept_stricter");
+    let body = expect_status(app.api(Method::GET, "/server-blocks"), StatusCode::OK).await;
+    let domains: Vec<&str> = body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|b| b["domain"].as_str().expect("domain"))
+        .collect();
+    assert_eq!(domains, ["spam.example", "xn--bcher-kva.example"]);
+    let csv = app
+        .api(Method::GET, "/server-blocks.csv")
+        .send()
+        .await
+        .expect("export")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        csv.contains("xn--bcher-kva.example,suspend,false,false,Spam,false"),
+        "{csv}"
+    );
+
+    // Lift.
+    expect_status(
+        app.api(Method::DELETE, "/server-blocks")
+            .json(&json!({"domain": "SPAM.example"})),
+        StatusCode::OK,
+    )
+    .await;
+    let body = expect_status(
+        app.api(Method::DELETE, "/server-blocks")
+            .json(&json!({"domain": "spam.example"})),
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    assert_eq!(body["error"], "no_such_block");
+    // Without the token, nothing.
+    let status = app
+        .app
+        .client
+        .get(format!("{}/api/v1/server-blocks", app.app.address))
+        .send()
+        .await
+        .expect("request")
+        .status();
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn server_blocks_are_managed_through_the_api() {
+    on_both(server_blocks).await;
+}

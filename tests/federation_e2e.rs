@@ -3,25 +3,18 @@
 //! tests/common/peer) speaks ActivityPub, and every request between them is signed and
 //! verified by the receiving side.
 
-use std::{net::TcpListener, time::Duration};
+use std::time::Duration;
 
 use bridge::db::outbox;
 use integration_tests::{
     Backend, TestApp, TestDatabase, events,
     peer::{ActivityKind, FollowState, RemotePeer},
-    test_settings,
+    spawn_on_localhost,
 };
 use serde_json::Value;
 use url::Url;
 
 const WAIT: Duration = Duration::from_secs(20);
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
 
 async fn platform_messages(app: &TestApp) -> Vec<String> {
     app.db
@@ -51,22 +44,8 @@ async fn remote_server_lifecycle(backend: Backend) {
     let Some(db) = TestDatabase::new(backend) else {
         return;
     };
-    let port = free_port();
-    let (bind, base, domain) = (
-        format!("127.0.0.1:{port}"),
-        format!("http://localhost:{port}"),
-        format!("localhost:{port}"),
-    );
-    let app = TestApp::spawn(test_settings(
-        &db,
-        &[
-            ("FEDIBRIDGE__SERVER__BIND", bind.as_str()),
-            ("FEDIBRIDGE__FEDERATION__BASE_URL", base.as_str()),
-            ("FEDIBRIDGE__FEDERATION__DOMAIN", domain.as_str()),
-            ("FEDIBRIDGE__FEDERATION__ALLOW_PRIVATE_ADDRESSES", "true"),
-        ],
-    ))
-    .await;
+    let (app, base) = spawn_on_localhost(&db).await;
+    let domain = base.trim_start_matches("http://").to_owned();
     send(&app, &events::eligible_user("e1", "u1", "ada")).await;
     send(&app, &events::sharing_on("e2", "u1")).await;
 

@@ -618,6 +618,127 @@ async fn blocked_servers_and_accounts_are_refused() {
     bridge.app.stop().await.expect("stops");
 }
 
+/// Imports `list` as the operator would (`fedibridge blocks import`); returns the report.
+async fn import_blocklist(
+    bridge: &Bridge,
+    list: &str,
+) -> bridge::moderation::domain_blocks::ImportReport {
+    let parsed = bridge::moderation::blocklist::parse(list.as_bytes());
+    let settings = test_settings(&bridge.database, &[]);
+    let urls = bridge.app.urls.clone();
+    bridge
+        .db
+        .write(move |c| {
+            let cx = bridge::opt_in::lifecycle::Context {
+                rules: &settings.sharing,
+                urls: &urls,
+                initiator: bridge::opt_in::Initiator::Operator,
+                now: now_millis(),
+            };
+            bridge::moderation::domain_blocks::import(c, &parsed, false, cx)
+        })
+        .await
+        .expect("import")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn imported_blocklists_refuse_follows_or_the_whole_server() {
+    let Some(bridge) = Bridge::start(Backend::Sqlite, &[]).await else {
+        return;
+    };
+    let peer = RemotePeer::start("bob").await;
+    let remote = FakeRemote::start(&["eve"], &[]).await;
+    let inbox = bridge.shared_inbox();
+    peer.follow(&bridge.actor()).await.expect("Follow accepted");
+    let followers = || async {
+        bridge
+            .query(|c| follows::table.count().get_result::<i64>(c))
+            .await
+    };
+    assert_eq!(followers().await, 1);
+
+    // Mastodon's `silence` is `follows_only`: a new Follow is answered with a Reject, the
+    // existing follower stays, and other activities are accepted.
+    let report = import_blocklist(
+        &bridge,
+        "#domain,#severity,#reject_media,#reject_reports,#public_comment,#obfuscate\n\
+         localhost,silence,false,false,Too loud,false\n",
+    )
+    .await;
+    assert_eq!((report.added, report.invalid.len()), (1, 0));
+    let eve = remote.actor("eve");
+    let follow = json!({
+        "id": format!("{eve}#follow"), "type": "Follow", "actor": eve, "object": bridge.actor()
+    });
+    let status = post_signed(
+        &inbox,
+        &inbox,
+        &follow,
+        &remote.key("eve"),
+        SystemTime::now(),
+    )
+    .await;
+    assert_eq!(status, 202);
+    assert_eq!(followers().await, 1, "eve's follow is refused");
+    let answers: Vec<String> = bridge
+        .query(|c| {
+            activities::table
+                .order(activities::id.asc())
+                .select(activities::kind)
+                .load(c)
+        })
+        .await;
+    assert_eq!(answers, ["Accept", "Reject"]);
+    let like = |n: u32| {
+        json!({
+            "id": format!("{}#likes/{n}", peer.actor_id()),
+            "type": "Like",
+            "actor": peer.actor_id(),
+            "object": bridge.note()
+        })
+    };
+    let status = peer.deliver_json(&inbox, like(1)).await.expect("delivered");
+    assert_eq!(status, 202, "{:?}", peer.rejections());
+    assert_eq!(
+        bridge.message_types().await,
+        ["follower.added", "like.added"]
+    );
+
+    // A plain list line means `reject`: it makes the block stricter, severs the follow
+    // (Reject(Follow) to the follower, follower.removed to the platform) and the inbox
+    // answers 403 before fetching anything.
+    let report = import_blocklist(&bridge, "# shared list\nLOCALHOST.\n").await;
+    assert_eq!((report.updated, report.followers_removed), (1, 1));
+    assert_eq!(followers().await, 0);
+    assert_eq!(
+        bridge.message_types().await,
+        ["follower.added", "like.added", "follower.removed"]
+    );
+    let fetches = peer.actor_fetches();
+    let status = peer.deliver_json(&inbox, like(2)).await.expect("delivered");
+    assert_eq!(status, 403);
+    let status = peer
+        .deliver_json(
+            &inbox,
+            json!({
+                "id": format!("{}#follow/2", peer.actor_id()),
+                "type": "Follow",
+                "actor": peer.actor_id(),
+                "object": bridge.actor()
+            }),
+        )
+        .await
+        .expect("delivered");
+    assert_eq!(status, 403);
+    assert_eq!(peer.actor_fetches(), fetches);
+    assert_eq!(
+        bridge.message_types().await.len(),
+        3,
+        "nothing more reached the platform"
+    );
+    bridge.app.stop().await.expect("stops");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rotated_keys_are_refetched_once_and_bad_keys_are_remembered() {
     let Some(bridge) = Bridge::start(Backend::Sqlite, &[]).await else {

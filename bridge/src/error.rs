@@ -51,6 +51,10 @@ pub enum Error {
     /// An inbound activity was refused; see [`InboxRejection::http_status`].
     #[error("inbox: {0}")]
     Inbox(#[from] InboxRejection),
+    /// A platform event that can never take effect as sent (it breaks a rule or contradicts
+    /// what the bridge knows); the consumer dead-letters it with this reason.
+    #[error("event refused: {0}")]
+    EventRefused(String),
     /// One inbound request needed more remote fetches than it is allowed.
     #[error("the budget of {0} remote fetches for this request is spent")]
     FetchBudgetExhausted(u32),
@@ -83,6 +87,7 @@ impl Error {
             | Self::Signature(_)
             | Self::HttpClient(_)
             | Self::Inbox(_)
+            | Self::EventRefused(_)
             | Self::FetchBudgetExhausted(_) => false,
         }
     }

@@ -24,7 +24,8 @@ use crate::{
         users::{self, ProfileField, ProfileInput, User},
     },
     error::Error,
-    federation::{outbound, urls::Urls},
+    federation::{FederationClient, fetch::FetchFailures, outbound, urls::Urls},
+    moderation,
     opt_in::{Initiator, SharingState, lifecycle},
     settings::Settings,
 };
@@ -36,6 +37,7 @@ pub struct Ingest {
     urls: Urls,
     settings: Arc<Settings>,
     delivery_wakeup: Arc<Notify>,
+    fetch: Option<(FederationClient, Arc<FetchFailures>)>,
 }
 
 impl Ingest {
@@ -51,11 +53,24 @@ impl Ingest {
             urls,
             settings,
             delivery_wakeup,
+            fetch: None,
         }
+    }
+
+    /// Lets the sink fetch remote actors it needs (the target of a forwarded report);
+    /// without it, such events are refused.
+    pub fn with_fetcher(mut self, client: FederationClient, failures: Arc<FetchFailures>) -> Self {
+        self.fetch = Some((client, failures));
+        self
     }
 
     /// Applies one event (also used by the HTTP ingest endpoint).
     pub async fn apply(&self, event: InboundEvent) -> Result<Handled, Error> {
+        // Remote fetches happen before the transaction, which never waits on the network.
+        if let InboundPayload::ReportCreated(report) = &event.payload {
+            let fetch = self.fetch.as_ref().map(|(c, f)| (c, f.as_ref()));
+            moderation::reports::prepare(&self.db, report, &self.urls, fetch).await?;
+        }
         let urls = self.urls.clone();
         let settings = self.settings.clone();
         let handled = self
@@ -84,11 +99,20 @@ impl EventSink for Ingest {
         &self,
         events: Arc<Vec<InboundEvent>>,
     ) -> Vec<Result<Handled, SinkError>> {
+        // A report may need a remote fetch before its transaction: the batch stops short of
+        // it, and the consumer hands it (and what follows) to `handle` one at a time.
+        let batchable = events
+            .iter()
+            .take_while(|e| !matches!(e.payload, InboundPayload::ReportCreated(_)))
+            .count();
+        if batchable == 0 {
+            return Vec::new();
+        }
         let urls = self.urls.clone();
         let settings = self.settings.clone();
         match self
             .db
-            .run(move |conn| apply_batch(conn, &events, &urls, &settings))
+            .run(move |conn| apply_batch(conn, &events[..batchable], &urls, &settings))
             .await
         {
             Ok(results) => {
@@ -265,6 +289,7 @@ fn apply_event(
             outbound::retract_post(conn, &post, &author, urls, FederationState::Deleted, now)?;
             Ok(Handled::Applied)
         }
+        InboundPayload::ReportCreated(report) => moderation::reports::file(conn, report, urls, now),
         // Reposts of bridged posts are not federated (yet): recorded as seen, no effect.
         InboundPayload::RepostCreated(_) | InboundPayload::RepostDeleted(_) => Ok(Handled::Ignored),
     }

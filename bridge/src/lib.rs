@@ -11,6 +11,7 @@ pub mod federation;
 pub mod http;
 pub mod inbox;
 pub mod ingest;
+pub mod moderation;
 pub mod opt_in;
 pub mod relay;
 pub mod settings;

@@ -1,4 +1,6 @@
-//! The `fedibridge` command: serve, migrate, check.
+//! The `fedibridge` command: serve, migrate, check, events, blocks.
+
+mod blocks_command;
 
 use std::{path::PathBuf, process::ExitCode};
 
@@ -39,6 +41,11 @@ enum Command {
     Events {
         #[command(subcommand)]
         command: EventsCommand,
+    },
+    /// Server blocks: refuse whole servers; import and export shared blocklists.
+    Blocks {
+        #[command(subcommand)]
+        command: blocks_command::BlocksCommand,
     },
 }
 
@@ -89,6 +96,7 @@ fn main() -> ExitCode {
             Command::Migrate => migrate(&settings).await,
             Command::Check => check(&settings).await,
             Command::Events { command } => events(&settings, command).await,
+            Command::Blocks { command } => blocks_command::run(&settings, command).await,
         }
     });
     match result {
@@ -216,12 +224,21 @@ async fn publish_events(settings: &Settings, files: &[PathBuf]) -> anyhow::Resul
         None => {
             let db = Database::new(&settings.database)?;
             db.migrate().await?;
-            Some(bridge::ingest::Ingest::new(
-                db,
-                bridge::federation::urls::Urls::new(&settings.federation)?,
-                std::sync::Arc::new(settings.clone()),
-                std::sync::Arc::new(tokio::sync::Notify::new()),
-            ))
+            // The instance actor signs the fetch of a reported account it does not know.
+            db.write(|c| bridge::db::keys::ensure(c, None, bridge::db::now_millis()).map(|_| ()))
+                .await?;
+            let client = bridge::federation::FederationClient::new(
+                bridge::federation::ClientConfig::from_settings(&settings.federation)?,
+            )?;
+            Some(
+                bridge::ingest::Ingest::new(
+                    db,
+                    bridge::federation::urls::Urls::new(&settings.federation)?,
+                    std::sync::Arc::new(settings.clone()),
+                    std::sync::Arc::new(tokio::sync::Notify::new()),
+                )
+                .with_fetcher(client, std::sync::Arc::default()),
+            )
         }
     };
     for file in files {

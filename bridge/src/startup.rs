@@ -98,12 +98,15 @@ impl Application {
             let broker = &state.settings.broker;
             if roles.contains(&Role::Consumer) {
                 let config = consumer_config(&state.settings)?;
-                let sink = Arc::new(Ingest::new(
-                    state.db.clone(),
-                    state.urls.clone(),
-                    state.settings.clone(),
-                    state.delivery_wakeup.clone(),
-                ));
+                let sink = Arc::new(
+                    Ingest::new(
+                        state.db.clone(),
+                        state.urls.clone(),
+                        state.settings.clone(),
+                        state.delivery_wakeup.clone(),
+                    )
+                    .with_fetcher(state.client.clone(), state.fetch_failures.clone()),
+                );
                 let consumer = Consumer::new(config, sink).with_status(status.clone());
                 tasks.spawn(consumer.run(state.shutdown.clone()));
             }

@@ -137,3 +137,29 @@ pub fn post_deleted(id: &str, uid: &str, pid: &str) -> Value {
         json!({ "post_id": pid, "author_id": uid }),
     )
 }
+
+/// `report.created`: `reporter` reports the remote actor `target` and its posts `objects`.
+pub fn report(
+    id: &str,
+    report_id: &str,
+    reporter: &str,
+    target: &str,
+    objects: &[&str],
+    comment: &str,
+    forward: bool,
+) -> Value {
+    envelope(
+        id,
+        "report.created",
+        reporter,
+        "2026-03-14T09:26:53Z",
+        json!({
+            "report_id": report_id,
+            "reporter_id": reporter,
+            "target": target,
+            "object_urls": objects,
+            "comment": comment,
+            "forward": forward,
+        }),
+    )
+}

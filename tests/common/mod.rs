@@ -153,6 +153,37 @@ pub fn test_settings(db: &TestDatabase, overrides: &[(&str, &str)]) -> Settings 
     Settings::load_with_env(None, Some(env)).expect("test settings are valid")
 }
 
+/// A TCP port nobody listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// Starts every role on `db` as `http://localhost:PORT`, loopback fetches allowed, as the
+/// tests against the peer need (it only talks to DNS host names); returns the app and its
+/// base URL.
+pub async fn spawn_on_localhost(db: &TestDatabase) -> (TestApp, String) {
+    let port = free_port();
+    let (bind, base, domain) = (
+        format!("127.0.0.1:{port}"),
+        format!("http://localhost:{port}"),
+        format!("localhost:{port}"),
+    );
+    let app = TestApp::spawn(test_settings(
+        db,
+        &[
+            ("FEDIBRIDGE__SERVER__BIND", bind.as_str()),
+            ("FEDIBRIDGE__FEDERATION__BASE_URL", base.as_str()),
+            ("FEDIBRIDGE__FEDERATION__DOMAIN", domain.as_str()),
+            ("FEDIBRIDGE__FEDERATION__ALLOW_PRIVATE_ADDRESSES", "true"),
+        ],
+    ))
+    .await;
+    (app, base)
+}
+
 /// A bridge running in this test process.
 pub struct TestApp {
     /// `http://127.0.0.1:PORT`

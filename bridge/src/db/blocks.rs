@@ -37,14 +37,19 @@ impl InstanceBlockSeverity {
     }
 }
 
-/// Lowercase, no trailing dot, no port: the form domains are stored and matched in.
+/// Lowercase punycode, no trailing dot, no port: the form domains are stored and matched
+/// in (the `url` crate gives hosts of parsed URLs in this form already).
 pub fn normalize_domain(domain: &str) -> String {
-    let domain = domain.trim().to_ascii_lowercase();
+    let domain = domain.trim().to_lowercase();
     let name = match domain.rsplit_once(':') {
         Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name.to_owned(),
         _ => domain,
     };
-    name.trim_end_matches('.').to_owned()
+    let name = name.trim_end_matches('.');
+    match url::Host::parse(name) {
+        Ok(url::Host::Domain(ascii)) => ascii,
+        _ => name.to_owned(),
+    }
 }
 
 /// `host`, then each parent domain (`a.b.example` → `b.example` → `example`), since a
@@ -58,6 +63,53 @@ fn domain_and_parents(host: &str) -> Vec<String> {
         rest = parent;
     }
     domains
+}
+
+/// A stored server block.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
+#[diesel(table_name = instance_blocks)]
+pub struct InstanceBlock {
+    /// The blocked domain (covers its subdomains).
+    pub domain: String,
+    /// Stored severity; see [`InstanceBlock::severity`].
+    #[diesel(column_name = severity)]
+    pub severity_name: String,
+    /// The operator's comment.
+    pub reason: Option<String>,
+    /// When it was first blocked (ms).
+    pub created_at: i64,
+}
+
+impl InstanceBlock {
+    /// How hard it is blocked.
+    pub fn severity(&self) -> InstanceBlockSeverity {
+        InstanceBlockSeverity::parse(&self.severity_name)
+    }
+}
+
+/// Every server block, by domain.
+pub fn list_instance_blocks(conn: &mut AnyConnection) -> Result<Vec<InstanceBlock>, Error> {
+    Ok(instance_blocks::table
+        .order(instance_blocks::domain.asc())
+        .select(InstanceBlock::as_select())
+        .load(conn)?)
+}
+
+/// The block of exactly `domain` (not of a parent domain).
+pub fn find_instance_block(
+    conn: &mut AnyConnection,
+    domain: &str,
+) -> Result<Option<InstanceBlock>, Error> {
+    Ok(instance_blocks::table
+        .find(normalize_domain(domain))
+        .select(InstanceBlock::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// Whether `host` is `domain` or one of its subdomains (any port).
+pub fn domain_covers(domain: &str, host: &str) -> bool {
+    domain_and_parents(host).iter().any(|d| d == domain)
 }
 
 /// Blocks (or re-blocks with a new severity) a server.
@@ -143,6 +195,9 @@ mod tests {
     #[test]
     fn domains_are_normalized_and_cover_their_subdomains() {
         assert_eq!(normalize_domain("Evil.Example.:8443"), "evil.example");
+        assert_eq!(normalize_domain("Bücher.Example"), "xn--bcher-kva.example");
+        assert!(domain_covers("evil.example", "a.evil.example:8443"));
+        assert!(!domain_covers("evil.example", "notevil.example"));
         assert_eq!(
             domain_and_parents("a.evil.example:80"),
             vec!["a.evil.example", "evil.example", "example"]

@@ -61,6 +61,32 @@ pub fn on_host(
         .load(conn)?)
 }
 
+/// Every follow (pending or accepted), of any user, by actors on `domain` or one of its
+/// subdomains: what a server block severs.
+pub fn from_domain(
+    conn: &mut AnyConnection,
+    domain: &str,
+) -> Result<Vec<(Follow, RemoteActor)>, Error> {
+    // Hosts are stored with their port; LIKE narrows the rows down (its `_` wildcard may let
+    // a few too many through), the exact rule decides.
+    let rows: Vec<(Follow, RemoteActor)> = follows::table
+        .inner_join(remote_actors::table)
+        .filter(
+            remote_actors::host
+                .eq(domain)
+                .or(remote_actors::host.like(format!("%.{domain}")))
+                .or(remote_actors::host.like(format!("{domain}:%")))
+                .or(remote_actors::host.like(format!("%.{domain}:%"))),
+        )
+        .order(follows::id.asc())
+        .select((Follow::as_select(), RemoteActor::as_select()))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .filter(|(_, actor)| super::blocks::domain_covers(domain, &actor.host))
+        .collect())
+}
+
 /// How many follow requests wait for the user's approval.
 pub fn count_pending(conn: &mut AnyConnection, user: UserId) -> Result<i64, Error> {
     Ok(follows::table

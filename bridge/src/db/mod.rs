@@ -30,6 +30,7 @@ pub mod ledger;
 pub mod outbox;
 pub mod posts;
 pub mod remote_actors;
+pub mod reports;
 pub mod schema;
 pub mod user_blocks;
 pub mod users;

@@ -256,6 +256,20 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    platform_reports (id) {
+        id -> BigInt,
+        report_id -> Text,
+        reporter_user_id -> Text,
+        target_actor -> Text,
+        object_urls -> Text,
+        comment -> Text,
+        state -> Text,
+        flag_ap_id -> Nullable<Text>,
+        created_at -> BigInt,
+    }
+}
+
 diesel::joinable!(actor_keys -> users (user_id));
 diesel::joinable!(posts -> users (user_id));
 diesel::joinable!(follows -> users (user_id));
@@ -285,4 +299,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     instance_blocks,
     user_blocks,
     audit_log,
+    platform_reports,
 );

@@ -6,6 +6,7 @@ pub mod block_activity;
 pub mod client;
 pub mod content;
 pub mod fetch;
+pub mod flag_activity;
 pub mod http_signatures;
 pub mod keys;
 pub mod media_type;

@@ -40,7 +40,8 @@ async fn ingest(
         state.urls.clone(),
         state.settings.clone(),
         state.delivery_wakeup.clone(),
-    );
+    )
+    .with_fetcher(state.client.clone(), state.fetch_failures.clone());
     let id = event.id.as_str().to_owned();
     let result = match sink.apply(event).await {
         Ok(handled) => handled,

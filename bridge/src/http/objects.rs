@@ -160,6 +160,7 @@ async fn replies(
 }
 
 /// Stored activities (Update, Delete, Accept, …) are served while their actor shares.
+/// Reports (`Flag`) never are: they are for the reported server's moderators only.
 #[get("/activities/{uuid}")]
 async fn stored_activity(
     state: web::Data<AppState>,
@@ -172,6 +173,9 @@ async fn stored_activity(
             let Some(activity) = activities::find_by_ap_id(c, &ap_id)? else {
                 return Ok(None);
             };
+            if activity.kind == ActivityType::Flag.as_str() {
+                return Ok(None);
+            }
             let sharing = match activity.user_id {
                 Some(id) => users::find(c, users::UserId(id))?
                     .is_some_and(|u| u.sharing() == SharingState::On),

@@ -107,7 +107,7 @@ fn follower_change(
 
 /// Drops a follow and tells the follower's server with `Reject(Follow)`, which is how
 /// Mastodon's "remove follower" makes the remote side forget it.
-fn drop_follow(
+pub(crate) fn drop_follow(
     conn: &mut AnyConnection,
     user: &User,
     follow: &Follow,

@@ -54,6 +54,8 @@ pub enum Initiator {
     Platform,
     /// fedibridge itself (eligibility changes).
     System,
+    /// The operator, with the `fedibridge` command (server blocks).
+    Operator,
 }
 
 impl Initiator {
@@ -63,6 +65,7 @@ impl Initiator {
             Self::User => "user",
             Self::Platform => "platform",
             Self::System => "system",
+            Self::Operator => "operator",
         }
     }
 }

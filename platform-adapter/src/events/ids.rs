@@ -96,6 +96,7 @@ id_type!(
 id_type!(UserId, "A user's id on the platform.");
 id_type!(PostId, "A post's id on the platform.");
 id_type!(RepostId, "A repost's id on the platform.");
+id_type!(ReportId, "A report's id on the platform.");
 
 impl From<UserId> for OrderKey {
     fn from(user: UserId) -> Self {

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use super::{
-    ids::{PostId, RepostId, UserId},
+    ids::{PostId, ReportId, RepostId, UserId},
     limits,
     validate::{self, HANDLE_PATTERN, Validate},
 };
@@ -371,5 +371,47 @@ pub struct RepostDeleted {
 impl Validate for RepostDeleted {
     fn validate(&self, _: &str) -> Result<(), String> {
         Ok(())
+    }
+}
+
+/// A user reported a fediverse account, and perhaps some of its posts, to the platform's
+/// moderators (`report.created`).
+///
+/// With `forward`, the bridge sends the report to the account's own server as an
+/// ActivityPub `Flag` from the bridge's instance actor, so that server's moderators see it
+/// too, as Mastodon does when a user ticks "forward to the remote server". The reporter is
+/// never named there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReportCreated {
+    /// The report; a second event with the same report id is ignored.
+    pub report_id: ReportId,
+    /// Who reported; kept by the bridge, never sent to another server.
+    pub reporter_id: UserId,
+    /// The reported account's ActivityPub id (actor URL), as the platform received it in
+    /// `follower.added`, `reply.received` and the like.
+    #[schemars(length(max = limits::URL))]
+    pub target: Url,
+    /// Posts of that account the report is about (ActivityPub ids, on its server).
+    #[schemars(length(max = limits::REPORT_POSTS), inner(length(max = limits::URL)))]
+    pub object_urls: Vec<Url>,
+    /// The reporter's explanation, plain text; sent with a forwarded report.
+    #[schemars(length(max = limits::COMMENT))]
+    pub comment: String,
+    /// Send the report to the account's server.
+    pub forward: bool,
+}
+
+impl Validate for ReportCreated {
+    fn validate(&self, at: &str) -> Result<(), String> {
+        validate::url(at, "target", &self.target)?;
+        validate::list(
+            at,
+            "object_urls",
+            &self.object_urls,
+            limits::REPORT_POSTS,
+            |at, u| validate::url(at, "", u),
+        )?;
+        validate::text(at, "comment", &self.comment, limits::COMMENT)
     }
 }

@@ -17,10 +17,10 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 pub use decode::{DecodeError, DecodeErrorKind, decode_inbound, decode_outbound};
-pub use ids::{EventId, ID_MAX_CHARS, OrderKey, PostId, RepostId, UserId};
+pub use ids::{EventId, ID_MAX_CHARS, OrderKey, PostId, ReportId, RepostId, UserId};
 pub use inbound::{
-    InteractionPolicy, Media, Mention, Post, PostDeleted, PostRef, ProfileField, RepostCreated,
-    RepostDeleted, SharingTurnedOn, UserProfile, UserRef, Visibility,
+    InteractionPolicy, Media, Mention, Post, PostDeleted, PostRef, ProfileField, ReportCreated,
+    RepostCreated, RepostDeleted, SharingTurnedOn, UserProfile, UserRef, Visibility,
 };
 pub use outbound::{
     BlockedByRemote, FollowerChange, Reaction, RemoteAccount, RemoteContent, RemoteContentDeleted,

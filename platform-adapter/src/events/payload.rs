@@ -5,7 +5,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     inbound::{
-        Post, PostDeleted, RepostCreated, RepostDeleted, SharingTurnedOn, UserProfile, UserRef,
+        Post, PostDeleted, ReportCreated, RepostCreated, RepostDeleted, SharingTurnedOn,
+        UserProfile, UserRef,
     },
     outbound::{
         BlockedByRemote, FollowerChange, Reaction, RemoteContent, RemoteContentDeleted,
@@ -136,6 +137,8 @@ vocabulary! {
         "repost.created" => RepostCreated(RepostCreated),
         /// A repost was undone.
         "repost.deleted" => RepostDeleted(RepostDeleted),
+        /// A user reported a fediverse account or its posts.
+        "report.created" => ReportCreated(ReportCreated),
     }
 }
 

@@ -7,8 +7,8 @@ use activitypub_federation::{
     config::Data,
     fetch::object_id::ObjectId,
     kinds::activity::{
-        AcceptType, AnnounceType, BlockType, CreateType, DeleteType, FollowType, LikeType,
-        RejectType, UndoType, UpdateType,
+        AcceptType, AnnounceType, BlockType, CreateType, DeleteType, FlagType, FollowType,
+        LikeType, RejectType, UndoType, UpdateType,
     },
     protocol::helpers::deserialize_one_or_many,
     traits::{ActivityHandler, Actor, Object},
@@ -61,6 +61,8 @@ pub enum InboxActivity {
     Move(Move),
     /// `Block`
     Block(Block),
+    /// `Flag` (a report)
+    Flag(Flag),
 }
 
 /// `Follow`
@@ -613,6 +615,57 @@ impl ActivityHandler for Block {
         // A block ends the relation both ways, as on Mastodon.
         data.remove_follower(&self.actor);
         data.set_follows_of(&self.actor, FollowState::Rejected);
+        Ok(())
+    }
+}
+
+/// `Flag`: another server reports the peer's actor and posts, as Mastodon forwards reports
+/// (from its instance actor, objects = the account then its posts, `content` = comment).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Flag {
+    pub(crate) id: Url,
+    #[serde(rename = "type")]
+    pub(crate) kind: FlagType,
+    pub(crate) actor: Url,
+    #[serde(deserialize_with = "deserialize_one_or_many")]
+    pub(crate) object: Vec<Url>,
+    #[serde(default)]
+    pub(crate) content: Option<String>,
+}
+
+#[async_trait::async_trait]
+impl ActivityHandler for Flag {
+    type DataType = PeerData;
+    type Error = anyhow::Error;
+
+    fn id(&self) -> &Url {
+        &self.id
+    }
+
+    fn actor(&self) -> &Url {
+        &self.actor
+    }
+
+    async fn verify(&self, data: &Data<PeerData>) -> anyhow::Result<()> {
+        // Mastodon acts on the reported things that are its own; a report naming nothing
+        // of this server's is not for it.
+        ensure!(
+            self.object.first() == Some(&data.local.id),
+            "Flag does not start with this peer's actor: {:?}",
+            self.object
+        );
+        for object in &self.object {
+            same_origin(object, &data.local.id)?;
+        }
+        // The reporting server's actor must be a real actor whose key signed the request;
+        // the crate already checked the signature against it.
+        ObjectId::<DbActor>::from(self.actor.clone())
+            .dereference(data)
+            .await?;
+        Ok(())
+    }
+
+    async fn receive(self, _data: &Data<PeerData>) -> anyhow::Result<()> {
         Ok(())
     }
 }

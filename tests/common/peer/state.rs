@@ -43,6 +43,8 @@ pub enum ActivityKind {
     Move,
     /// `Block`
     Block,
+    /// `Flag` (a report)
+    Flag,
 }
 
 /// One activity that reached the inbox and passed the crate's digest, signature and

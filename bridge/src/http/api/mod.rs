@@ -1,7 +1,8 @@
 //! The toggle API: how the platform backend turns a user's sharing on and off and manages
 //! what goes with it, under `/api/v1`, authenticated with the platform's bearer token.
 //!
-//! Users are addressed by the platform's own user id. Every change runs in one write
+//! Users are addressed by the platform's own user id; `/server-blocks` are instance-wide
+//! (the platform's moderators blocking whole servers). Every change runs in one write
 //! transaction with its audit entry (initiator `platform`). The routes are declared once, in
 //! [`ROUTES`], which also feeds the check that the OpenAPI document lists each of them.
 
@@ -9,6 +10,7 @@ mod blocks;
 mod followers;
 mod openapi;
 mod posts;
+mod server_blocks;
 mod sharing;
 
 use actix_web::{HttpResponse, http::StatusCode, web};
@@ -57,6 +59,11 @@ api_routes! {
     delete "/users/{id}/blocks" => blocks::remove;
     post "/users/{id}/posts/{post_id}/exclude" => posts::exclude;
     post "/users/{id}/posts/{post_id}/retract" => posts::retract;
+    get "/server-blocks" => server_blocks::list;
+    post "/server-blocks" => server_blocks::add;
+    delete "/server-blocks" => server_blocks::remove;
+    post "/server-blocks/import" => server_blocks::import;
+    get "/server-blocks.csv" => server_blocks::export;
 }
 
 /// A JSON error answer.
