@@ -22,7 +22,7 @@ use bridge::{
 };
 use diesel::prelude::*;
 use integration_tests::{
-    Backend, TestApp, TestDatabase,
+    Backend, TestApp, TestDatabase, test_settings,
     peer::{ActivityKind, FollowState, RemotePeer, Tamper},
     remote::{FakeRemote, post_signed, spawn_localhost_bridge},
 };
