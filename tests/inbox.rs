@@ -22,9 +22,10 @@ use bridge::{
 };
 use diesel::prelude::*;
 use integration_tests::{
-    Backend, TestApp, TestDatabase, test_settings,
+    Backend, TestApp, TestDatabase,
     peer::{ActivityKind, FollowState, RemotePeer, Tamper},
     remote::{FakeRemote, post_signed, spawn_localhost_bridge},
+    test_settings,
 };
 use serde_json::{Value, json};
 use url::Url;
