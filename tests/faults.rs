@@ -22,7 +22,7 @@ use bridge::{
 use diesel::prelude::*;
 use integration_tests::{
     TestApp, TestDatabase,
-    broker::{CollectingQueue, TopologyNames, publish_all},
+    broker::{CollectingQueue, TopologyNames, declare_refusing_queue, delete_queue, publish_all},
     disposable::{DisposablePostgres, RabbitNode, StopMode, free_port},
     events,
     fake_actors::FakeActors,
@@ -736,12 +736,18 @@ async fn marked_sent(db: &Database) -> std::collections::HashSet<String> {
     .expect("read outbox")
 }
 
-/// Invariant: while the broker blocks publishers (a memory alarm) the relay, though it has
-/// messages to publish and publishes them, marks none as sent, because none is confirmed;
-/// once the alarm clears every outbox message arrives exactly once (by message id) at a
-/// queue bound to the outbound exchange, and is marked sent.
+/// Invariant: the relay marks an outbox message as sent only once the broker confirmed it.
+/// While the only queue on the outbound exchange refuses messages (the broker nacks them),
+/// and while the broker blocks publishers (a memory alarm), the relay, though it has
+/// messages and publishes them, marks none as sent; once the queue takes messages and the
+/// alarm clears, every outbox message arrives exactly once (by message id) at a queue bound
+/// to the outbound exchange, and is marked sent.
+///
+/// Both faults are needed: under the alarm the client library itself stops writing, so a
+/// relay that did not wait for confirms would still mark nothing there; a nack tells the two
+/// apart.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn blocked_broker_confirms_nothing_and_the_relay_marks_nothing() {
+async fn refusing_or_blocking_broker_gets_nothing_marked_sent() {
     const BEFORE: usize = 300;
     const DURING: usize = 2_000;
     let Some(postgres) = block_in_place(DisposablePostgres::start) else {
@@ -753,22 +759,38 @@ async fn blocked_broker_confirms_nothing_and_the_relay_marks_nothing() {
     let url = rabbit.amqp_url();
     let names = TopologyNames::new();
     names.topology().declare_at(&url).await.expect("topology");
-    let platform = CollectingQueue::start(
-        &url,
-        &names.outbound_exchange,
-        &format!("{}.platform", names.events_queue),
-    )
-    .await;
+    let refusing = format!("{}.full", names.events_queue);
+    declare_refusing_queue(&url, &names.outbound_exchange, &refusing).await;
     let db = postgres.database();
     let broker = names.settings(&url);
     let overrides: Vec<(&str, &str)> = broker.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let app =
         TestApp::spawn_roles(test_settings(&db, &overrides), &[Role::Http, Role::Relay]).await;
 
-    // The relay works: what is there before the alarm is published and marked.
+    // Refused: every publish is nacked.
     enqueue_messages(&app.db, 0..BEFORE).await;
     wait_until(
-        "the first messages to be marked sent",
+        "the relay to publish (it connects on its first publish)",
+        Duration::from_secs(30),
+        || async { !block_in_place(|| rabbit.connection_state("fedibridge-relay")).is_empty() },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        marked_sent(&app.db).await.is_empty(),
+        "nothing marked sent while the broker nacks every message"
+    );
+
+    // The platform's queue takes over: what was refused is published and marked.
+    delete_queue(&url, &refusing).await;
+    let platform = CollectingQueue::start(
+        &url,
+        &names.outbound_exchange,
+        &format!("{}.platform", names.events_queue),
+    )
+    .await;
+    wait_until(
+        "the refused messages to be marked sent",
         Duration::from_secs(60),
         || async { marked_sent(&app.db).await.len() == BEFORE },
     )

@@ -8,9 +8,9 @@ use lapin::{
     BasicProperties, Confirmation, Connection,
     options::{
         BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions,
-        QueueBindOptions, QueueDeclareOptions,
+        QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
     },
-    types::FieldTable,
+    types::{AMQPValue, FieldTable},
 };
 use platform_adapter::Topology;
 use serde_json::Value;
@@ -115,6 +115,50 @@ pub async fn publish_all(url: &str, exchange: &str, events: &[Value]) {
         }
     }
     let _ = connection.close(200, "published".into()).await;
+}
+
+/// Declares `queue`, bound to `exchange` with `#`, that refuses every message: its length
+/// limit is 0 and it overflows by rejecting, so the broker nacks whatever is routed only
+/// to it.
+pub async fn declare_refusing_queue(url: &str, exchange: &str, queue: &str) {
+    let connection = platform_adapter::connection::connect(url, "test-platform-refusing")
+        .await
+        .expect("connect");
+    let channel = connection.create_channel().await.expect("channel");
+    let mut arguments = FieldTable::default();
+    arguments.insert("x-max-length".into(), AMQPValue::LongLongInt(0));
+    arguments.insert(
+        "x-overflow".into(),
+        AMQPValue::LongString("reject-publish".into()),
+    );
+    channel
+        .queue_declare(queue.into(), QueueDeclareOptions::default(), arguments)
+        .await
+        .expect("declare");
+    channel
+        .queue_bind(
+            queue.into(),
+            exchange.into(),
+            "#".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .expect("bind");
+    let _ = connection.close(200, "declared".into()).await;
+}
+
+/// Deletes `queue`.
+pub async fn delete_queue(url: &str, queue: &str) {
+    let connection = platform_adapter::connection::connect(url, "test-platform-cleanup")
+        .await
+        .expect("connect");
+    let channel = connection.create_channel().await.expect("channel");
+    channel
+        .queue_delete(queue.into(), QueueDeleteOptions::default())
+        .await
+        .expect("delete");
+    let _ = connection.close(200, "deleted".into()).await;
 }
 
 /// A queue bound to an exchange with `#`, consumed in the background: counts every
