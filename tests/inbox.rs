@@ -24,17 +24,14 @@ use bridge::{
         },
         users::{self, ProfileInput, User},
     },
-    federation::{
-        AddressPolicy, ClientConfig, FederationClient, SigningKey, generate_rsa_keypair,
-        http_signatures::sign_request,
-    },
+    federation::{AddressPolicy, ClientConfig, FederationClient, SigningKey, generate_rsa_keypair},
     opt_in::SharingState,
 };
 use diesel::prelude::*;
 use integration_tests::{
     Backend, TestApp, TestDatabase,
     peer::{ActivityKind, FollowState, RemotePeer, Tamper},
-    test_settings,
+    signed_post, test_settings,
 };
 use serde_json::{Value, json};
 use url::Url;
@@ -528,21 +525,7 @@ async fn post_signed(
     key: &SigningKey,
     date: SystemTime,
 ) -> u16 {
-    let body = serde_json::to_vec(body).expect("json");
-    let signed = sign_request(key, "POST", signed_url, Some(&body), date).expect("signed");
-    let mut request = reqwest::Client::new()
-        .post(inbox.as_str())
-        .header("content-type", "application/activity+json");
-    for (name, value) in signed.iter() {
-        request = request.header(name, value);
-    }
-    request
-        .body(body)
-        .send()
-        .await
-        .expect("request reaches the bridge")
-        .status()
-        .as_u16()
+    signed_post::post_signed(&reqwest::Client::new(), inbox, signed_url, body, key, date).await
 }
 
 async fn refusals(backend: Backend) {

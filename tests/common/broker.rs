@@ -5,7 +5,7 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use futures_util::StreamExt;
 use lapin::{
-    BasicProperties, Confirmation, Connection,
+    BasicProperties, Channel, Confirmation, Connection,
     options::{
         BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions,
         QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
@@ -121,18 +121,34 @@ pub async fn publish_all(url: &str, exchange: &str, events: &[Value]) {
 /// limit is 0 and it overflows by rejecting, so the broker nacks whatever is routed only
 /// to it.
 pub async fn declare_refusing_queue(url: &str, exchange: &str, queue: &str) {
-    let connection = platform_adapter::connection::connect(url, "test-platform-refusing")
-        .await
-        .expect("connect");
-    let channel = connection.create_channel().await.expect("channel");
     let mut arguments = FieldTable::default();
     arguments.insert("x-max-length".into(), AMQPValue::LongLongInt(0));
     arguments.insert(
         "x-overflow".into(),
         AMQPValue::LongString("reject-publish".into()),
     );
+    let (connection, _) = bound_queue(url, exchange, queue, arguments).await;
+    let _ = connection.close(200, "declared".into()).await;
+}
+
+/// Connects to `url` and declares `queue` (durable, with `arguments`) bound to `exchange`
+/// with `#`.
+async fn bound_queue(
+    url: &str,
+    exchange: &str,
+    queue: &str,
+    arguments: FieldTable,
+) -> (Connection, Channel) {
+    let connection = platform_adapter::connection::connect(url, "test-platform")
+        .await
+        .expect("connect");
+    let channel = connection.create_channel().await.expect("channel");
+    let durable = QueueDeclareOptions {
+        durable: true,
+        ..QueueDeclareOptions::default()
+    };
     channel
-        .queue_declare(queue.into(), QueueDeclareOptions::default(), arguments)
+        .queue_declare(queue.into(), durable, arguments)
         .await
         .expect("declare");
     channel
@@ -145,7 +161,7 @@ pub async fn declare_refusing_queue(url: &str, exchange: &str, queue: &str) {
         )
         .await
         .expect("bind");
-    let _ = connection.close(200, "declared".into()).await;
+    (connection, channel)
 }
 
 /// Deletes `queue`.
@@ -173,28 +189,7 @@ pub struct CollectingQueue {
 impl CollectingQueue {
     /// Declares `queue` (durable), binds it to `exchange` and starts consuming.
     pub async fn start(url: &str, exchange: &str, queue: &str) -> Self {
-        let connection = platform_adapter::connection::connect(url, "test-platform-collector")
-            .await
-            .expect("connect");
-        let channel = connection.create_channel().await.expect("channel");
-        let durable = QueueDeclareOptions {
-            durable: true,
-            ..QueueDeclareOptions::default()
-        };
-        channel
-            .queue_declare(queue.into(), durable, FieldTable::default())
-            .await
-            .expect("declare");
-        channel
-            .queue_bind(
-                queue.into(),
-                exchange.into(),
-                "#".into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .expect("bind");
+        let (connection, channel) = bound_queue(url, exchange, queue, FieldTable::default()).await;
         let mut consumer = channel
             .basic_consume(
                 queue.into(),

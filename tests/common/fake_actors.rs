@@ -5,9 +5,11 @@
 use std::{net::TcpListener, time::SystemTime};
 
 use actix_web::{App, HttpResponse, HttpServer, dev::ServerHandle, web};
-use bridge::federation::{SigningKey, generate_rsa_keypair, http_signatures::sign_request};
+use bridge::federation::{SigningKey, generate_rsa_keypair};
 use serde_json::{Value, json};
 use url::Url;
+
+use crate::signed_post::post_signed;
 
 /// The running server.
 pub struct FakeActors {
@@ -67,23 +69,15 @@ impl FakeActors {
     pub async fn post(&self, inbox: &Url, name: &str, activity: &Value) -> u16 {
         let key_id = Url::parse(&format!("{}#main-key", self.actor(name))).expect("key id");
         let key = SigningKey::from_pem(key_id, &self.private_key_pem).expect("signing key");
-        let body = serde_json::to_vec(activity).expect("JSON");
-        let signed =
-            sign_request(&key, "POST", inbox, Some(&body), SystemTime::now()).expect("signed");
-        let mut request = self
-            .client
-            .post(inbox.as_str())
-            .header("content-type", "application/activity+json");
-        for (name, value) in signed.iter() {
-            request = request.header(name, value);
-        }
-        request
-            .body(body)
-            .send()
-            .await
-            .expect("request reaches the bridge")
-            .status()
-            .as_u16()
+        post_signed(
+            &self.client,
+            inbox,
+            inbox,
+            activity,
+            &key,
+            SystemTime::now(),
+        )
+        .await
     }
 
     /// Stops the server.

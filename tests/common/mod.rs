@@ -10,6 +10,7 @@ pub mod fake_actors;
 pub mod fake_inboxes;
 pub mod peer;
 pub mod sharing;
+pub mod signed_post;
 
 pub mod events;
 

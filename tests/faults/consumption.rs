@@ -8,17 +8,12 @@ use bridge::{
     db::{Database, schema},
 };
 use diesel::prelude::*;
-use integration_tests::{
-    TestApp, TestDatabase,
-    broker::{TopologyNames, publish_all},
-    disposable::{DisposablePostgres, RabbitNode, StopMode},
-    events, test_settings,
-};
+use integration_tests::{TestApp, broker::publish_all, disposable::StopMode, events};
 use platform_adapter::DeadLetters;
 use serde_json::Value;
 use tokio::task::block_in_place;
 
-use crate::wait_until;
+use crate::{BrokerFixture, wait_until};
 
 /// Opted-in users whose posts the event tests publish (each its own order key, so the
 /// consumer's lanes all work).
@@ -96,31 +91,42 @@ fn post_events(posts: usize, duplicate_every: usize) -> Vec<Value> {
     out
 }
 
-/// A bridge consuming `names` on `url` (HTTP, consumer and delivery roles).
-async fn consuming_bridge(
-    db: &TestDatabase,
-    names: &TopologyNames,
-    url: &str,
-    extra: &[(&str, &str)],
-) -> TestApp {
-    let broker = names.settings(url);
-    let mut overrides: Vec<(&str, &str)> = broker.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    overrides.extend_from_slice(extra);
-    TestApp::spawn_roles(
-        test_settings(db, &overrides),
-        &[Role::Http, Role::Consumer, Role::Delivery],
+/// A bridge consuming the fixture's events (HTTP, consumer and delivery roles), with
+/// `extra` settings, once every test user has opted in through it.
+async fn opted_in_bridge(fixture: &BrokerFixture, extra: &[(&str, &str)]) -> TestApp {
+    let app = fixture
+        .bridge(&[Role::Http, Role::Consumer, Role::Delivery], extra)
+        .await;
+    wait_until(
+        "the bridge to be ready",
+        Duration::from_secs(30),
+        || async { readiness(&app).await.0 == 200 },
     )
-    .await
+    .await;
+    publish_all(
+        &fixture.url(),
+        &fixture.names.events_exchange,
+        &opt_in_events(),
+    )
+    .await;
+    wait_until("the users to opt in", Duration::from_secs(30), || async {
+        count(&app.db, Stored::ProcessedEvents).await == i64::try_from(USERS * 2).expect("small")
+    })
+    .await;
+    app
 }
 
-/// Every effect of `posts` post events exactly once, nothing parked or left queued.
-async fn assert_each_event_applied_once(
-    app: &TestApp,
-    rabbit: &RabbitNode,
-    names: &TopologyNames,
-    posts: usize,
-) {
+/// Waits for the effects of `posts` post events, then checks each exists exactly once, and
+/// nothing is parked or left queued.
+async fn assert_each_event_applied_once(app: &TestApp, fixture: &BrokerFixture, posts: usize) {
+    let (rabbit, names) = (&fixture.rabbit, &fixture.names);
     let posts = i64::try_from(posts).expect("small");
+    wait_until("every post", Duration::from_secs(240), || async {
+        count(&app.db, Stored::Posts).await >= posts
+    })
+    .await;
+    // Redeliveries of what was unacknowledged at the faults must find nothing left to do.
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let setup = i64::try_from(opt_in_events().len()).expect("small");
     assert_eq!(count(&app.db, Stored::Posts).await, posts, "posts stored");
     assert_eq!(
@@ -158,28 +164,11 @@ async fn assert_each_event_applied_once(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_restart_mid_stream_loses_and_duplicates_nothing() {
     const POSTS: usize = 10_000;
-    let Some(postgres) = block_in_place(DisposablePostgres::start) else {
+    let Some(fixture) = BrokerFixture::start().await else {
         return;
     };
-    let Some(rabbit) = RabbitNode::lease().await else {
-        return;
-    };
-    let url = rabbit.amqp_url();
-    let names = TopologyNames::new();
-    let db = postgres.database();
-    names.topology().declare_at(&url).await.expect("topology");
-    let app = consuming_bridge(&db, &names, &url, &[]).await;
-    wait_until(
-        "the bridge to be ready",
-        Duration::from_secs(30),
-        || async { readiness(&app).await.0 == 200 },
-    )
-    .await;
-    publish_all(&url, &names.events_exchange, &opt_in_events()).await;
-    wait_until("the users to opt in", Duration::from_secs(30), || async {
-        count(&app.db, Stored::ProcessedEvents).await == i64::try_from(USERS * 2).expect("small")
-    })
-    .await;
+    let (rabbit, names, url) = (&fixture.rabbit, &fixture.names, fixture.url());
+    let app = opted_in_bridge(&fixture, &[]).await;
 
     let started = Instant::now();
     publish_all(&url, &names.events_exchange, &post_events(POSTS, 50)).await;
@@ -234,14 +223,8 @@ async fn broker_restart_mid_stream_loses_and_duplicates_nothing() {
         started.elapsed()
     );
 
-    wait_until("every post", Duration::from_secs(240), || async {
-        progress().await >= POSTS as i64
-    })
-    .await;
+    assert_each_event_applied_once(&app, &fixture, POSTS).await;
     eprintln!("all {POSTS} posts applied after {:?}", started.elapsed());
-    // Redeliveries of what was unacknowledged at the cuts must find nothing left to do.
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_each_event_applied_once(&app, &rabbit, &names, POSTS).await;
     app.stop().await.expect("stops");
 }
 
@@ -251,29 +234,16 @@ async fn broker_restart_mid_stream_loses_and_duplicates_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn database_crash_during_consumption_acks_only_what_was_committed() {
     const POSTS: usize = 3_000;
-    let Some(postgres) = block_in_place(DisposablePostgres::start) else {
+    let Some(fixture) = BrokerFixture::start().await else {
         return;
     };
-    let Some(rabbit) = RabbitNode::lease().await else {
-        return;
-    };
-    let url = rabbit.amqp_url();
-    let names = TopologyNames::new();
-    let db = postgres.database();
-    names.topology().declare_at(&url).await.expect("topology");
+    let (postgres, names, url) = (&fixture.postgres, &fixture.names, fixture.url());
     // Database calls fail after 1 s while it is down, so that in-lane retries run out
     // quickly and events also go round the retry queue.
-    let app = consuming_bridge(
-        &db,
-        &names,
-        &url,
+    let app = opted_in_bridge(
+        &fixture,
         &[("FEDIBRIDGE__DATABASE__CONNECT_TIMEOUT_SECS", "1")],
     )
-    .await;
-    publish_all(&url, &names.events_exchange, &opt_in_events()).await;
-    wait_until("the users to opt in", Duration::from_secs(30), || async {
-        count(&app.db, Stored::ProcessedEvents).await == i64::try_from(USERS * 2).expect("small")
-    })
     .await;
 
     let started = Instant::now();
@@ -304,12 +274,7 @@ async fn database_crash_during_consumption_acks_only_what_was_committed() {
         at_restart < POSTS as i64,
         "the crash must come mid-stream (all {POSTS} posts were already applied)"
     );
-    wait_until("every post", Duration::from_secs(240), || async {
-        progress().await >= POSTS as i64
-    })
-    .await;
+    assert_each_event_applied_once(&app, &fixture, POSTS).await;
     eprintln!("all {POSTS} posts applied after {:?}", started.elapsed());
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_each_event_applied_once(&app, &rabbit, &names, POSTS).await;
     app.stop().await.expect("stops");
 }

@@ -7,7 +7,7 @@ use std::{
 
 use bridge::{
     Role,
-    db::{Database, schema},
+    db::{Database, schema, users},
 };
 use diesel::prelude::*;
 use integration_tests::{
@@ -15,6 +15,7 @@ use integration_tests::{
     disposable::{DisposablePostgres, StopMode},
     events,
     fake_inboxes::CountingInboxes,
+    sharing::{insert_follower, remote_person},
     test_settings,
 };
 use tokio::task::block_in_place;
@@ -24,40 +25,15 @@ use crate::wait_until;
 /// Stores `count` accepted followers of platform user `uid`, each with its own inbox on
 /// `host`.
 async fn followers_on(db: &Database, uid: &str, host: &CountingInboxes, count: usize) {
-    use bridge::db::{follows, remote_actors, users};
     let uid = uid.to_owned();
     let (authority, base) = (host.authority(), host.url(""));
     db.write(move |c| {
         let now = bridge::db::now_millis();
         let user = users::find_by_platform_id(c, &uid)?.expect("the user exists");
         for n in 0..count {
-            let ap_id = format!("{base}/users/f{n}");
-            let actor = remote_actors::upsert(
-                c,
-                &remote_actors::RemoteActorInput {
-                    ap_id: ap_id.clone(),
-                    host: authority.clone(),
-                    kind: "Person".into(),
-                    preferred_username: Some(format!("f{n}")),
-                    name: None,
-                    url: None,
-                    icon_url: None,
-                    inbox: format!("{ap_id}/inbox"),
-                    shared_inbox: None,
-                    public_key_id: None,
-                    public_key_pem: None,
-                    moved_to: None,
-                },
-                now,
-            )?;
-            follows::upsert(
-                c,
-                user.id,
-                actor.id,
-                &format!("{ap_id}/follows/1"),
-                follows::FollowState::Accepted,
-                now,
-            )?;
+            let actor = remote_person(&base, &authority, &format!("f{n}"), None);
+            let follow_id = format!("{}/follows/1", actor.ap_id);
+            insert_follower(c, user.id, &actor, &follow_id, true, now)?;
         }
         Ok(())
     })

@@ -7,16 +7,11 @@ use bridge::{
     db::{Database, schema},
 };
 use diesel::prelude::*;
-use integration_tests::{
-    TestApp,
-    broker::{CollectingQueue, TopologyNames, declare_refusing_queue, delete_queue},
-    disposable::{DisposablePostgres, RabbitNode},
-    test_settings,
-};
+use integration_tests::broker::{CollectingQueue, declare_refusing_queue, delete_queue};
 use serde_json::json;
 use tokio::task::block_in_place;
 
-use crate::wait_until;
+use crate::{BrokerFixture, wait_until};
 
 /// Users the messages concern (their order keys).
 const USERS: usize = 8;
@@ -73,22 +68,13 @@ async fn marked_sent(db: &Database) -> HashSet<String> {
 async fn refusing_or_blocking_broker_gets_nothing_marked_sent() {
     const BEFORE: usize = 300;
     const DURING: usize = 2_000;
-    let Some(postgres) = block_in_place(DisposablePostgres::start) else {
+    let Some(fixture) = BrokerFixture::start().await else {
         return;
     };
-    let Some(rabbit) = RabbitNode::lease().await else {
-        return;
-    };
-    let url = rabbit.amqp_url();
-    let names = TopologyNames::new();
-    names.topology().declare_at(&url).await.expect("topology");
+    let (rabbit, names, url) = (&fixture.rabbit, &fixture.names, fixture.url());
     let refusing = format!("{}.full", names.events_queue);
     declare_refusing_queue(&url, &names.outbound_exchange, &refusing).await;
-    let db = postgres.database();
-    let broker = names.settings(&url);
-    let overrides: Vec<(&str, &str)> = broker.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let app =
-        TestApp::spawn_roles(test_settings(&db, &overrides), &[Role::Http, Role::Relay]).await;
+    let app = fixture.bridge(&[Role::Http, Role::Relay], &[]).await;
 
     // Refused: every publish is nacked.
     enqueue_messages(&app.db, 0..BEFORE).await;
