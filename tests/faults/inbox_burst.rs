@@ -86,6 +86,9 @@ async fn database_restart_during_inbox_burst_answers_503_and_keeps_every_2xx() {
                 ("FEDIBRIDGE__FEDERATION__BASE_URL", base.as_str()),
                 ("FEDIBRIDGE__FEDERATION__DOMAIN", domain.as_str()),
                 ("FEDIBRIDGE__FEDERATION__ALLOW_PRIVATE_ADDRESSES", "true"),
+                // Requests fail after 1 s while the database is down, so that several
+                // whole requests fall inside the outage.
+                ("FEDIBRIDGE__DATABASE__CONNECT_TIMEOUT_SECS", "1"),
             ],
         ),
         &[Role::Http],
@@ -159,7 +162,6 @@ async fn database_restart_during_inbox_burst_answers_503_and_keeps_every_2xx() {
         "database stopped at {at_stop} follows, {:?}",
         started.elapsed()
     );
-    // Longer than two pool timeouts (2 s each), so that whole requests fall inside.
     tokio::time::sleep(Duration::from_secs(5)).await;
     let up = Instant::now();
     block_in_place(|| postgres.start_again());
