@@ -163,7 +163,7 @@ impl RabbitNode {
         self.alarm.store(false, Ordering::SeqCst);
     }
 
-    /// Messages ready in `queue` (declared passively; blocking).
+    /// Messages in `queue`, which must exist (blocking).
     pub fn queue_depth(&self, queue: &str) -> u64 {
         let listed = self
             .ctl(&[
@@ -179,7 +179,7 @@ impl RabbitNode {
             .filter_map(|line| line.split_once('\t'))
             .find(|(name, _)| *name == queue)
             .and_then(|(_, n)| n.trim().parse().ok())
-            .unwrap_or(0)
+            .unwrap_or_else(|| panic!("queue {queue} is not listed:\n{listed}"))
     }
 
     /// The state (`running`, `blocking`, `blocked`, …) of the client connection named
