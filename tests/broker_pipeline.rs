@@ -8,40 +8,15 @@ use bridge::db::schema;
 use diesel::prelude::*;
 use futures_util::StreamExt;
 use integration_tests::{
-    TestApp, TestDatabase, amqp_url, events, service_available, test_settings,
+    TestApp, TestDatabase, amqp_url, broker::TopologyNames, events, service_available,
+    test_settings,
 };
 use lapin::{
     options::{BasicAckOptions, BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions},
     types::FieldTable,
 };
-use platform_adapter::{DeadLetters, Publisher, Topology};
+use platform_adapter::{DeadLetters, Publisher};
 use serde_json::Value;
-
-struct Names {
-    events_exchange: String,
-    events_queue: String,
-    outbound_exchange: String,
-}
-
-impl Names {
-    fn new() -> Self {
-        let tag = uuid::Uuid::new_v4().simple().to_string();
-        Self {
-            events_exchange: format!("test.{tag}.events"),
-            events_queue: format!("test.{tag}.bridge"),
-            outbound_exchange: format!("test.{tag}.out"),
-        }
-    }
-
-    fn topology(&self) -> Topology {
-        Topology::new(
-            &self.events_exchange,
-            &self.events_queue,
-            &self.outbound_exchange,
-        )
-        .expect("names")
-    }
-}
 
 async fn broker_up() -> bool {
     let up = platform_adapter::connection::probe(&amqp_url())
@@ -50,30 +25,13 @@ async fn broker_up() -> bool {
     service_available("RabbitMQ", up)
 }
 
-async fn spawn(db: &TestDatabase, names: &Names) -> TestApp {
-    let url = amqp_url();
-    TestApp::spawn(test_settings(
-        db,
-        &[
-            ("FEDIBRIDGE__BROKER__URL", url.as_str()),
-            (
-                "FEDIBRIDGE__BROKER__EVENTS_EXCHANGE",
-                names.events_exchange.as_str(),
-            ),
-            (
-                "FEDIBRIDGE__BROKER__EVENTS_QUEUE",
-                names.events_queue.as_str(),
-            ),
-            (
-                "FEDIBRIDGE__BROKER__OUTBOUND_EXCHANGE",
-                names.outbound_exchange.as_str(),
-            ),
-        ],
-    ))
-    .await
+async fn spawn(db: &TestDatabase, names: &TopologyNames) -> TestApp {
+    let broker = names.settings(&amqp_url());
+    let overrides: Vec<(&str, &str)> = broker.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    TestApp::spawn(test_settings(db, &overrides)).await
 }
 
-async fn publish(publisher: &Publisher, names: &Names, event: &Value) {
+async fn publish(publisher: &Publisher, names: &TopologyNames, event: &Value) {
     let bytes = serde_json::to_vec(event).expect("JSON");
     let kind = event["type"].as_str().unwrap_or("unknown");
     let id = event["id"].as_str().unwrap_or("no-id");
@@ -117,7 +75,7 @@ async fn events_flow_in_and_interactions_flow_out() {
     if !broker_up().await {
         return;
     }
-    let names = Names::new();
+    let names = TopologyNames::new();
     let topology = names.topology();
     topology.declare_at(&amqp_url()).await.expect("topology");
 
@@ -279,7 +237,7 @@ async fn killed_connection_loses_and_duplicates_nothing(db: TestDatabase) {
     if !broker_up().await {
         return;
     }
-    let names = Names::new();
+    let names = TopologyNames::new();
     let topology = names.topology();
     topology.declare_at(&amqp_url()).await.expect("topology");
     let app = spawn(&db, &names).await;

@@ -4,9 +4,14 @@
 //! that needs it is skipped with a message, except under `CI=true`, where it fails: CI must
 //! never pass by skipping.
 
+pub mod broker;
+pub mod disposable;
+pub mod fake_actors;
+pub mod fake_inboxes;
 pub mod peer;
 pub mod remote;
 pub mod sharing;
+pub mod signed_post;
 
 pub mod events;
 
@@ -70,6 +75,15 @@ impl TestDatabase {
         match backend {
             Backend::Sqlite => Some(Self::sqlite()),
             Backend::Postgres => Self::postgres(),
+        }
+    }
+
+    /// A database that something else created and removes (a disposable server's).
+    pub fn at(url: String) -> Self {
+        Self {
+            url,
+            postgres_name: None,
+            _dir: None,
         }
     }
 

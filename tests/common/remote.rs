@@ -15,7 +15,7 @@ use actix_web::{App, HttpResponse, HttpServer, web};
 use bridge::{
     Role,
     db::Database,
-    federation::{SigningKey, generate_rsa_keypair, http_signatures::sign_request},
+    federation::{SigningKey, generate_rsa_keypair},
 };
 use serde_json::{Value, json};
 use url::Url;
@@ -201,17 +201,13 @@ pub async fn post_signed_response(
     key: &SigningKey,
     date: SystemTime,
 ) -> reqwest::Response {
-    let body = serde_json::to_vec(body).expect("json");
-    let signed = sign_request(key, "POST", signed_url, Some(&body), date).expect("signed");
-    let mut request = reqwest::Client::new()
-        .post(inbox.as_str())
-        .header("content-type", "application/activity+json");
-    for (name, value) in signed.iter() {
-        request = request.header(name, value);
-    }
-    request
-        .body(body)
-        .send()
-        .await
-        .expect("request reaches the bridge")
+    crate::signed_post::post_signed_response(
+        &reqwest::Client::new(),
+        inbox,
+        signed_url,
+        body,
+        key,
+        date,
+    )
+    .await
 }

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use bridge::{
     Role,
     db::{
-        Database, follows, ledger, posts, remote_actors,
+        AnyConnection, Database, follows, ledger, posts, remote_actors,
         schema::{activities, deliveries},
-        users::{self, ProfileInput, User},
+        users::{self, ProfileInput, User, UserId},
     },
     federation::{outbound, urls::Urls},
     ingest::Ingest,
@@ -92,45 +92,24 @@ impl SharingApp {
     /// Stores a remote actor on `host` following `user` (`accepted` or pending).
     pub async fn follower(&self, user: &User, host: &str, name: &str, accepted: bool) -> String {
         let user_id = user.id;
-        let ap_id = format!("https://{host}/users/{name}");
-        let actor = ap_id.clone();
-        let host = host.to_owned();
-        let name = name.to_owned();
+        let actor = remote_person(
+            &format!("https://{host}"),
+            host,
+            name,
+            Some(format!("https://{host}/inbox")),
+        );
+        let ap_id = actor.ap_id.clone();
+        let follow_id = format!("https://{host}/follows/{name}");
         self.db
             .write(move |c| {
-                let now = bridge::db::now_millis();
-                let remote = remote_actors::upsert(
-                    c,
-                    &remote_actors::RemoteActorInput {
-                        ap_id: actor.clone(),
-                        host: host.clone(),
-                        kind: "Person".into(),
-                        preferred_username: Some(name.clone()),
-                        name: Some(name.to_uppercase()),
-                        url: Some(format!("https://{host}/@{name}")),
-                        icon_url: None,
-                        inbox: format!("{actor}/inbox"),
-                        shared_inbox: Some(format!("https://{host}/inbox")),
-                        public_key_id: Some(format!("{actor}#main-key")),
-                        public_key_pem: None,
-                        moved_to: None,
-                    },
-                    now,
-                )?;
-                let state = if accepted {
-                    follows::FollowState::Accepted
-                } else {
-                    follows::FollowState::Pending
-                };
-                follows::upsert(
+                insert_follower(
                     c,
                     user_id,
-                    remote.id,
-                    &format!("https://{host}/follows/{name}"),
-                    state,
-                    now,
-                )?;
-                Ok(())
+                    &actor,
+                    &follow_id,
+                    accepted,
+                    bridge::db::now_millis(),
+                )
             })
             .await
             .expect("store follower");
@@ -239,6 +218,51 @@ impl SharingApp {
             .await
             .expect("update deliveries");
     }
+}
+
+/// The Person `name` of the server at `base` (host `host`), with its inbox at
+/// `{id}/inbox`.
+pub fn remote_person(
+    base: &str,
+    host: &str,
+    name: &str,
+    shared_inbox: Option<String>,
+) -> remote_actors::RemoteActorInput {
+    let ap_id = format!("{base}/users/{name}");
+    remote_actors::RemoteActorInput {
+        ap_id: ap_id.clone(),
+        host: host.to_owned(),
+        kind: "Person".into(),
+        preferred_username: Some(name.to_owned()),
+        name: Some(name.to_uppercase()),
+        url: Some(format!("{base}/@{name}")),
+        icon_url: None,
+        inbox: format!("{ap_id}/inbox"),
+        shared_inbox,
+        public_key_id: Some(format!("{ap_id}#main-key")),
+        public_key_pem: None,
+        moved_to: None,
+    }
+}
+
+/// Stores `actor` following `user` through the Follow `follow_id` (`accepted` or pending).
+/// For use inside a write transaction.
+pub fn insert_follower(
+    c: &mut AnyConnection,
+    user: UserId,
+    actor: &remote_actors::RemoteActorInput,
+    follow_id: &str,
+    accepted: bool,
+    now: i64,
+) -> Result<(), bridge::Error> {
+    let remote = remote_actors::upsert(c, actor, now)?;
+    let state = if accepted {
+        follows::FollowState::Accepted
+    } else {
+        follows::FollowState::Pending
+    };
+    follows::upsert(c, user, remote.id, follow_id, state, now)?;
+    Ok(())
 }
 
 /// A stored outbound activity, for assertions.

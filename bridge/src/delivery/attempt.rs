@@ -28,6 +28,8 @@ use crate::{
 
 /// How long a later activity waits, at least, behind an older one about the same object.
 const ORDER_WAIT: Duration = Duration::from_secs(1);
+/// How long a delivery waits when our own database failed while preparing it.
+const STORAGE_WAIT: Duration = Duration::from_secs(5);
 
 /// What a send task needs; shared by all of them.
 pub struct Sender {
@@ -98,6 +100,17 @@ pub async fn run(sender: Arc<Sender>, delivery: ClaimedDelivery) -> Outcome {
             status: None,
             error,
         },
+        // Our own database failed before anything was sent: nothing was attempted and the
+        // remote host did nothing wrong, so no attempt and no host failure are counted (a
+        // database restart must not open the circuit of healthy hosts). While the database
+        // is down no claim succeeds either, so this cannot spin.
+        Err(error) if error.is_transient() => {
+            tracing::warn!(%error, delivery = delivery.id, "preparing a delivery failed; it is due again shortly");
+            Outcome::Deferred {
+                id: delivery.id,
+                until: crate::db::now_millis().saturating_add(millis(STORAGE_WAIT)),
+            }
+        }
         Err(error) => retry(&delivery, None, format!("preparing: {error}"), None, false),
     }
 }
@@ -411,4 +424,57 @@ fn status_class(status: u16) -> &'static str {
 
 fn millis(duration: Duration) -> i64 {
     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::{
+        db::activities::ActivityId, federation::ClientConfig, settings::Settings,
+        telemetry::Metrics,
+    };
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn our_database_down_defers_the_delivery_without_blaming_the_host() {
+        // Nothing listens on port 1: every connection is refused, as during a restart.
+        let env = HashMap::from([
+            (
+                "FEDIBRIDGE__DATABASE__URL".to_owned(),
+                "postgres://nobody@127.0.0.1:1/none".to_owned(),
+            ),
+            (
+                "FEDIBRIDGE__DATABASE__CONNECT_TIMEOUT_SECS".to_owned(),
+                "1".to_owned(),
+            ),
+        ]);
+        let settings = Settings::load_with_env(None, Some(env)).expect("settings");
+        let sender = Arc::new(Sender {
+            db: Database::new(&settings.database).expect("pool"),
+            client: FederationClient::new(
+                ClientConfig::from_settings(&settings.federation).expect("client settings"),
+            )
+            .expect("client"),
+            urls: Urls::new(&settings.federation).expect("urls"),
+            caches: Caches::default(),
+            metrics: Metrics::new().expect("metrics").delivery,
+            request_timeout: Duration::from_secs(1),
+        });
+        let delivery = ClaimedDelivery {
+            id: 7,
+            activity_id: ActivityId(1),
+            inbox: "https://remote.example/inbox".into(),
+            host: "remote.example".into(),
+            attempts: 0,
+            created_at: 0,
+            kind: "Create".into(),
+            object_ap_id: Some("http://localhost:8080/posts/p1".into()),
+        };
+        let outcome = run(sender, delivery).await;
+        assert!(
+            matches!(outcome, Outcome::Deferred { id: 7, .. }),
+            "not attempted, so neither an attempt nor a host failure: {outcome:?}"
+        );
+    }
 }

@@ -93,7 +93,8 @@ pub enum Outcome {
         activity: ActivityId,
     },
     /// Not attempted, due again later (an older activity about the same object is still
-    /// pending for this inbox); no attempt is counted.
+    /// pending for this inbox, or our own database failed while preparing the send); no
+    /// attempt is counted.
     Deferred {
         /// Delivery row.
         id: i64,
