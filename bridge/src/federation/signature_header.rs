@@ -15,17 +15,23 @@ const MAX_HEADER_LEN: usize = 8 * 1024;
 
 /// The parameters of a `Signature` header, still as text.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct SignatureParams {
-    pub(crate) key_id: String,
-    pub(crate) signature: String,
-    pub(crate) algorithm: Option<String>,
-    pub(crate) headers: Option<String>,
-    pub(crate) created: Option<String>,
-    pub(crate) expires: Option<String>,
+pub struct SignatureParams {
+    /// `keyId`.
+    pub key_id: String,
+    /// `signature`, still base64.
+    pub signature: String,
+    /// `algorithm`.
+    pub algorithm: Option<String>,
+    /// `headers`, the space-separated signed header names.
+    pub headers: Option<String>,
+    /// `created`, Unix seconds as sent.
+    pub created: Option<String>,
+    /// `expires`, Unix seconds as sent.
+    pub expires: Option<String>,
 }
 
-/// Parses `keyId="…",algorithm="…",headers="…",signature="…"`.
-pub(crate) fn parse_signature_params(value: &str) -> Result<SignatureParams, SignatureRejection> {
+/// Parses `keyId="…",algorithm="…",headers="…",signature="…"`. Public for the fuzz targets.
+pub fn parse_signature_params(value: &str) -> Result<SignatureParams, SignatureRejection> {
     if value.len() > MAX_HEADER_LEN {
         return Err(unparsable("the header is too long"));
     }
