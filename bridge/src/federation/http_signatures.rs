@@ -362,7 +362,9 @@ fn check_host<H: AsRef<str>>(host: &str, expected: &[H]) -> Result<(), Signature
     }
 }
 
-/// Lowercase, without a trailing dot on the name (`Example.COM.:8080` → `example.com:8080`).
+/// Lowercase, without trailing dots on the name (`Example.COM.:8080` → `example.com:8080`).
+/// Every trailing dot goes, not just one: the signer's [`canonical_host`] already drops one,
+/// so `a.example..` must compare equal to `a.example.`.
 fn normalize_host(host: &str) -> String {
     let host = host.trim().to_ascii_lowercase();
     let (name, port) = match host.rsplit_once(':') {
@@ -371,7 +373,7 @@ fn normalize_host(host: &str) -> String {
         }
         _ => (host.as_str(), None),
     };
-    let name = name.strip_suffix('.').unwrap_or(name);
+    let name = name.trim_end_matches('.');
     match port {
         Some(port) => format!("{name}:{port}"),
         None => name.to_owned(),
@@ -477,4 +479,37 @@ where
     tokio::task::spawn_blocking(work)
         .await
         .map_err(|e| Error::Key(format!("signature task failed: {e}")))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{federation::urls::Urls, settings::FederationSettings};
+
+    /// Found by the signature_header fuzz target: with `base_url = "https://bridge.example.."`
+    /// our signer wrote `Host: bridge.example.` and our own inbox refused it.
+    #[test]
+    fn the_host_we_sign_is_the_host_we_expect() {
+        for base_url in [
+            "https://bridge.example",
+            "https://Bridge.Example.:8443",
+            "https://bridge.example..",
+            "https://..",
+            "https://[::1]:8443",
+        ] {
+            let urls = Urls::new(&FederationSettings {
+                base_url: base_url.into(),
+                domain: "bridge.example".into(),
+                allow_private_addresses: false,
+                signature_window_secs: 3600,
+            })
+            .expect("a valid base URL");
+            let signed = canonical_host(&urls.shared_inbox());
+            assert_eq!(
+                check_host(&signed, &[urls.base_authority()]),
+                Ok(()),
+                "{base_url}"
+            );
+        }
+    }
 }

@@ -16,7 +16,7 @@ pub mod protocol;
 pub mod remote_failure;
 pub mod resolver;
 pub mod retry_after;
-mod signature_header;
+pub mod signature_header;
 pub mod signature_rejection;
 pub mod urls;
 

@@ -1,8 +1,13 @@
 //! `POST /inbox` and `POST /users/{uid}/inbox`: the body is read here, bounded, and handed
 //! to [`crate::inbox::receive`]; this module only turns its answer into a status.
+//!
+//! [`check_headers`] and [`request_headers`] are public so that the fuzz targets run the
+//! same pre-body checks as a real request.
 
 use actix_web::{
-    HttpRequest, HttpResponse, ResponseError, http::StatusCode, http::header, post, web,
+    HttpRequest, HttpResponse, ResponseError,
+    http::{StatusCode, header, header::HeaderMap},
+    post, web,
 };
 use bytes::BytesMut;
 use futures_util::StreamExt as _;
@@ -46,7 +51,7 @@ async fn handle(
     let max = state.settings.server.max_body_bytes;
     let deadline = state.settings.inbox.body_timeout();
     let result = async {
-        check_headers(req, max)?;
+        check_headers(req.headers(), max)?;
         // A total deadline, not one per read: a client dripping a byte at a time would pass
         // any per-read timeout while holding the connection.
         let body = tokio::time::timeout(deadline, read_body(payload, max))
@@ -58,13 +63,7 @@ async fn handle(
                 .path_and_query()
                 .map(|p| p.as_str().to_owned())
                 .unwrap_or_else(|| req.path().to_owned()),
-            headers: req
-                .headers()
-                .iter()
-                .filter_map(|(name, value)| {
-                    Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
-                })
-                .collect(),
+            headers: request_headers(req.headers()),
             body,
             target,
         };
@@ -74,17 +73,27 @@ async fn handle(
     respond(state, result)
 }
 
+/// Every header whose value is text, as the signature check reads them (others cannot
+/// have been signed by a conforming signer and are dropped).
+pub fn request_headers(headers: &HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .filter_map(|(name, value)| {
+            Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
+        })
+        .collect()
+}
+
 /// Refuses compressed bodies (their decompressed size cannot be bounded before reading),
 /// non-ActivityStreams media types and announced oversized bodies, before reading any.
-fn check_headers(req: &HttpRequest, max: usize) -> Result<(), InboxRejection> {
-    if let Some(encoding) = req.headers().get(header::CONTENT_ENCODING) {
+pub fn check_headers(headers: &HeaderMap, max: usize) -> Result<(), InboxRejection> {
+    if let Some(encoding) = headers.get(header::CONTENT_ENCODING) {
         let encoding = String::from_utf8_lossy(encoding.as_bytes()).into_owned();
         if !encoding.trim().eq_ignore_ascii_case("identity") {
             return Err(InboxRejection::Compressed(encoding));
         }
     }
-    let content_type = req
-        .headers()
+    let content_type = headers
         .get(header::CONTENT_TYPE)
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
         .unwrap_or_default();
@@ -101,8 +110,7 @@ fn check_headers(req: &HttpRequest, max: usize) -> Result<(), InboxRejection> {
     ) {
         return Err(InboxRejection::UnsupportedMediaType(content_type));
     }
-    let announced = req
-        .headers()
+    let announced = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());

@@ -7,7 +7,7 @@ mod authorize_interaction;
 mod error;
 mod events;
 mod health;
-mod inbox;
+pub mod inbox;
 mod metrics;
 mod negotiate;
 mod nodeinfo;

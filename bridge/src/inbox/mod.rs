@@ -57,7 +57,8 @@ use crate::{
     federation::{
         canonical_host,
         fetch::{DEFAULT_FETCH_BUDGET, Fetcher, parse_actor},
-        http_signatures,
+        http_signatures::{self, PendingSignature},
+        urls::Urls,
     },
     http::AppState,
     opt_in::SharingState,
@@ -85,10 +86,23 @@ pub struct InboundRequest {
     pub target: InboxTarget,
 }
 
-/// Authenticates and applies one inbound activity; `Ok` only once its effect (if any) is
-/// committed.
-pub async fn receive(state: &AppState, request: InboundRequest) -> Result<Outcome, Error> {
-    let window = Duration::from_secs(state.settings.federation.signature_window_secs);
+/// An inbound request that passed every check needing neither storage nor the network.
+#[derive(Debug, Clone)]
+pub struct Prechecked {
+    /// The signature, still to be verified against its key.
+    pub pending: PendingSignature,
+    /// The activity, whose envelope is well formed.
+    pub activity: InboundActivity,
+}
+
+/// Steps 1 and 2 of [`receive`]: the signature's key-independent checks against our
+/// `Host` and a `window` around `now`, then the envelope. Pure, so it can be fuzzed.
+pub fn precheck(
+    request: &InboundRequest,
+    urls: &Urls,
+    now: SystemTime,
+    window: Duration,
+) -> Result<Prechecked, Error> {
     let pending = http_signatures::begin_verify(
         "POST",
         &request.path_and_query,
@@ -97,11 +111,20 @@ pub async fn receive(state: &AppState, request: InboundRequest) -> Result<Outcom
             .iter()
             .map(|(name, value)| (name.as_str(), value.as_str())),
         &request.body,
-        &[state.urls.base_authority()],
-        SystemTime::now(),
+        &[urls.base_authority()],
+        now,
         window,
     )?;
-    let activity = parse::parse(&request.body, &state.urls)?;
+    let activity = parse::parse(&request.body, urls)?;
+    Ok(Prechecked { pending, activity })
+}
+
+/// Authenticates and applies one inbound activity; `Ok` only once its effect (if any) is
+/// committed.
+pub async fn receive(state: &AppState, request: InboundRequest) -> Result<Outcome, Error> {
+    let window = Duration::from_secs(state.settings.federation.signature_window_secs);
+    let Prechecked { pending, activity } =
+        precheck(&request, &state.urls, SystemTime::now(), window)?;
     let origin = canonical_host(&activity.actor);
     state
         .inbox_limits
