@@ -22,3 +22,35 @@ pub fn settings(database_url: &str, overrides: &[(&str, String)]) -> Result<Sett
     }
     Ok(Settings::load_with_env(None, Some(env))?)
 }
+
+/// The overrides that point the bridge at `broker_url` with the names of `topology`.
+pub fn broker(
+    broker_url: &str,
+    topology: &platform_adapter::Topology,
+) -> Vec<(&'static str, String)> {
+    vec![
+        ("FEDIBRIDGE__BROKER__URL", broker_url.to_owned()),
+        (
+            "FEDIBRIDGE__BROKER__EVENTS_EXCHANGE",
+            topology.events_exchange.clone(),
+        ),
+        (
+            "FEDIBRIDGE__BROKER__EVENTS_QUEUE",
+            topology.events_queue.clone(),
+        ),
+        (
+            "FEDIBRIDGE__BROKER__OUTBOUND_EXCHANGE",
+            topology.outbound_exchange.clone(),
+        ),
+    ]
+}
+
+/// A topology whose exchanges and queues carry `tag` (unique per run), so a scenario never
+/// touches the names of anything else on the broker.
+pub fn topology(tag: &str) -> Result<platform_adapter::Topology, Error> {
+    Ok(platform_adapter::Topology::new(
+        format!("bench.{tag}.events"),
+        format!("bench.{tag}.events"),
+        format!("bench.{tag}.out"),
+    )?)
+}

@@ -7,12 +7,19 @@ mod broker;
 mod database;
 mod error;
 mod events;
+mod fake_actors;
+mod fixtures;
+mod latency;
 mod machine;
 mod openssl_speed;
 mod process;
+mod recording_sinks;
 mod report;
 mod s1_delivery;
+mod s2_latency;
+mod s3_inbox;
 mod s4_ingest;
+mod s5_catchup;
 mod sinks;
 
 use std::{path::PathBuf, process::ExitCode, time::Duration};
@@ -25,10 +32,10 @@ use crate::report::Results;
 #[derive(Debug, Parser)]
 #[command(name = "fedibridge-bench", version, about)]
 struct Cli {
-    /// Scenarios to run (S4 first, then S1 and S6).
+    /// Scenarios to run (in this order: S4, S1, S6, S2, S3, S5).
     #[arg(value_enum, default_value = "all")]
     scenarios: Vec<Scenario>,
-    /// Smaller, faster variants (S4: 20,000 events instead of 200,000).
+    /// Smaller, faster variants (e.g. S4: 20,000 events instead of 200,000; see BENCHMARKS.md).
     #[arg(long)]
     quick: bool,
     /// Where `results.json` goes.
@@ -60,8 +67,14 @@ enum Scenario {
     All,
     /// Fan-out deliveries against RSA-2048 signs/s.
     S1,
+    /// Latency event → remote POST against a bare publish → consume → POST.
+    S2,
+    /// Signed inbox activities/s against confirmed publishes/s; inbox p99.
+    S3,
     /// Event ingest against the raw RabbitMQ drain rate.
     S4,
+    /// Catch-up after an outage at a 150 ms round trip against per-host concurrency ÷ RTT.
+    S5,
     /// Memory with a million queued deliveries; CPU per delivery against one signature.
     S6,
 }
@@ -102,7 +115,14 @@ fn main() -> ExitCode {
     };
     let mut scenarios = cli.scenarios.clone();
     if scenarios.contains(&Scenario::All) {
-        scenarios = vec![Scenario::S4, Scenario::S1, Scenario::S6];
+        scenarios = vec![
+            Scenario::S4,
+            Scenario::S1,
+            Scenario::S6,
+            Scenario::S2,
+            Scenario::S3,
+            Scenario::S5,
+        ];
     }
     let mut results = Results::new(std::env::args().skip(1).collect());
     println!(
@@ -121,6 +141,21 @@ fn main() -> ExitCode {
         );
         if s1 || s6 {
             s1_delivery::run(&env, &mut results, s1, s6).await;
+        }
+        if scenarios.contains(&Scenario::S2) {
+            // Half of S1's rate when S1 ran just before (else a fixed rate; see s2_latency).
+            let s1_rate = results
+                .scenarios
+                .get("s1.throughput")
+                .map(|gate| gate.numerator)
+                .filter(|rate| rate.is_finite());
+            s2_latency::run(&env, &mut results, s1_rate).await;
+        }
+        if scenarios.contains(&Scenario::S3) {
+            s3_inbox::run(&env, &mut results).await;
+        }
+        if scenarios.contains(&Scenario::S5) {
+            s5_catchup::run(&env, &mut results).await;
         }
     });
     results.print_table();

@@ -9,19 +9,9 @@
 use std::time::{Duration, Instant};
 
 use bridge::{
-    Application, Role, Settings,
-    db::{
-        Database,
-        activities::ActivityId,
-        deliveries::DeliveryState,
-        follows, keys, now_millis,
-        posts::{self, FederationState, InteractionPolicy, PostInput, Visibility},
-        remote_actors::{self, RemoteActorInput},
-        schema::deliveries,
-        users::{self, ProfileInput, User},
-    },
-    federation::{outbound, urls::Urls},
-    opt_in::SharingState,
+    Role, Settings,
+    db::{Database, activities::ActivityId, deliveries::DeliveryState, now_millis, users::User},
+    federation::urls::Urls,
 };
 use diesel::prelude::*;
 use serde_json::json;
@@ -30,6 +20,7 @@ use crate::{
     Env, bridge_config,
     database::{Backend, ScratchDatabase},
     error::Error,
+    fixtures::{self, Running, count, states, until_settled},
     openssl_speed::{self, RsaSpeed},
     process,
     report::{Direction, Gate, Results},
@@ -119,183 +110,12 @@ fn settings(database: &ScratchDatabase) -> Result<Settings, Error> {
 
 /// The author: sharing on, eligible, with a key. Returns it and its public key.
 async fn author(db: &Database) -> Result<(User, String), Error> {
-    Ok(db
-        .write(|c| {
-            let now = now_millis();
-            let (user, _) = users::upsert_profile(
-                c,
-                &ProfileInput {
-                    platform_user_id: "bench_author".into(),
-                    username: "bench_author".into(),
-                    display_name: Some("Bench author".into()),
-                    bio: None,
-                    avatar_url: None,
-                    header_url: None,
-                    profile_url: None,
-                    fields: vec![],
-                    language: Some("en".into()),
-                    is_public: true,
-                    is_adult: true,
-                    is_suspended: false,
-                    account_created_at: Some(now - 86_400_000 * 365),
-                },
-                now,
-            )?;
-            users::set_sharing_state(c, user.id, SharingState::On, "[]", now)?;
-            let key = keys::ensure(c, Some(user.id), now)?;
-            let user = users::find(c, user.id)?
-                .ok_or_else(|| bridge::Error::Storage("author vanished".into()))?;
-            Ok((user, key.public_key_pem))
-        })
-        .await?)
-}
-
-/// `FOLLOWERS` accepted followers, each host's followers sharing its inbox.
-async fn follow(db: &Database, author: &User, authorities: &[String]) -> Result<(), Error> {
-    let user = author.id;
-    for chunk_start in (0..FOLLOWERS).step_by(1_000) {
-        let authorities = authorities.to_vec();
-        db.write(move |c| {
-            let now = now_millis();
-            for i in chunk_start..(chunk_start + 1_000).min(FOLLOWERS) {
-                let authority = &authorities[i % authorities.len()];
-                let ap_id = format!("http://{authority}/users/f{i}");
-                let actor = remote_actors::upsert(
-                    c,
-                    &RemoteActorInput {
-                        ap_id: ap_id.clone(),
-                        host: authority.clone(),
-                        kind: "Person".into(),
-                        preferred_username: Some(format!("f{i}")),
-                        name: None,
-                        url: None,
-                        icon_url: None,
-                        inbox: format!("{ap_id}/inbox"),
-                        shared_inbox: Some(format!("http://{authority}/inbox")),
-                        public_key_id: Some(format!("{ap_id}#main-key")),
-                        public_key_pem: None,
-                        moved_to: None,
-                    },
-                    now,
-                )?;
-                follows::upsert(
-                    c,
-                    user,
-                    actor.id,
-                    &format!("{ap_id}/follows/1"),
-                    follows::FollowState::Accepted,
-                    now,
-                )?;
-            }
-            Ok(())
-        })
-        .await?;
-    }
-    Ok(())
+    fixtures::sharing_user(db, "bench_author").await
 }
 
 /// Stores a public post and publishes it (`Create` to every follower) in one transaction.
 async fn publish(db: &Database, urls: &Urls, author: &User, n: usize) -> Result<ActivityId, Error> {
-    let (author, urls) = (author.clone(), urls.clone());
-    db.write(move |c| {
-        let now = now_millis();
-        let (post, _) = posts::upsert(
-            c,
-            author.id,
-            &PostInput {
-                platform_post_id: format!("bench_post_{n}"),
-                text: format!(
-                    "Benchmark post {n}: notes on the Analytical Engine, with a table of \
-                     Bernoulli numbers. #maths"
-                ),
-                visibility: Visibility::Public,
-                age_restricted: false,
-                reply_to_platform_post_id: None,
-                reply_to_url: None,
-                quote_of_platform_post_id: None,
-                quote_of_url: None,
-                media: vec![],
-                mentions: vec![],
-                hashtags: vec!["maths".into()],
-                content_warning: None,
-                sensitive: false,
-                language: Some("en".into()),
-                reply_policy: InteractionPolicy::Everyone,
-                quote_policy: InteractionPolicy::Everyone,
-                via_api: false,
-                published_at: now,
-                edited_at: None,
-            },
-            now,
-        )?;
-        debug_assert_eq!(post.federation(), FederationState::Never);
-        outbound::publish_post(c, &post, &author, &urls, now)?
-            .ok_or_else(|| bridge::Error::Storage("publish_post queued nothing".into()))
-    })
-    .await
-    .map_err(Error::from)
-}
-
-/// Deliveries by state, over every activity.
-async fn states(db: &Database) -> Result<Vec<(String, i64)>, Error> {
-    Ok(db
-        .run(|c| {
-            Ok(deliveries::table
-                .group_by(deliveries::state)
-                .select((deliveries::state, diesel::dsl::count_star()))
-                .load(c)?)
-        })
-        .await?)
-}
-
-fn count(states: &[(String, i64)], state: DeliveryState) -> i64 {
-    states
-        .iter()
-        .find(|(s, _)| s == state.as_str())
-        .map_or(0, |(_, n)| *n)
-}
-
-/// Waits until no delivery is pending; returns the time it took and whether it finished.
-async fn until_settled(
-    db: &Database,
-    started: Instant,
-    limit: Duration,
-) -> Result<(Duration, bool), Error> {
-    loop {
-        let now = states(db).await?;
-        if count(&now, DeliveryState::Pending) == 0 && now.iter().any(|(_, n)| *n > 0) {
-            return Ok((started.elapsed(), true));
-        }
-        if started.elapsed() >= limit {
-            return Ok((started.elapsed(), false));
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-struct Running {
-    shutdown: tokio_util::sync::CancellationToken,
-    task: tokio::task::JoinHandle<Result<(), bridge::Error>>,
-    wakeup: std::sync::Arc<tokio::sync::Notify>,
-}
-
-impl Running {
-    async fn start(settings: Settings) -> Result<Self, Error> {
-        let app = Application::build(settings, &[Role::Delivery]).await?;
-        let wakeup = app.state().delivery_wakeup.clone();
-        let shutdown = app.shutdown_token();
-        let task = tokio::spawn(app.run_until_stopped());
-        Ok(Self {
-            shutdown,
-            task,
-            wakeup,
-        })
-    }
-
-    async fn stop(self) {
-        self.shutdown.cancel();
-        let _ = tokio::time::timeout(Duration::from_secs(40), self.task).await;
-    }
+    fixtures::publish(db, urls, author, &format!("bench_post_{n}")).await
 }
 
 fn sink_details(tally: &Tally) -> serde_json::Value {
@@ -323,9 +143,9 @@ async fn fan_out(
     db.migrate().await?;
     let (user, public_key) = author(&db).await?;
     sinks.expect_key(&public_key);
-    follow(&db, &user, &sinks.authorities).await?;
+    fixtures::follow(&db, &user, &sinks.authorities, FOLLOWERS).await?;
     let inboxes = sinks.authorities.len();
-    let running = Running::start(settings).await?;
+    let running = Running::start(settings, &[Role::Delivery]).await?;
     let configured = json!({
         "backend": "postgres",
         "followers": FOLLOWERS,
@@ -483,7 +303,7 @@ async fn memory(
     };
     let rss_before = process::status_bytes("VmRSS");
     let cpu_before = process::cpu_time();
-    let running = Running::start(settings).await?;
+    let running = Running::start(settings, &[Role::Delivery]).await?;
     let started = Instant::now();
     let mut peak = rss_before;
     while started.elapsed() < window {

@@ -19,7 +19,7 @@ use bridge::{
 };
 use diesel::prelude::*;
 use futures_util::{StreamExt, stream};
-use platform_adapter::{Consumer, Topology};
+use platform_adapter::Consumer;
 use serde_json::json;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -138,28 +138,10 @@ async fn run_variant(env: &Env, variant: &Variant) -> Result<Gate, Error> {
 
     // Numerator: the bridge's consumer and sink on a fresh database.
     let database = ScratchDatabase::create(variant.backend, &env.postgres_admin)?;
-    let topology = Topology::new(
-        format!("bench.{tag}.events"),
-        format!("bench.{tag}.events"),
-        format!("bench.{tag}.out"),
-    )?;
+    let topology = bridge_config::topology(&tag)?;
     let settings = bridge_config::settings(
         &database.url,
-        &[
-            ("FEDIBRIDGE__BROKER__URL", env.broker_url.clone()),
-            (
-                "FEDIBRIDGE__BROKER__EVENTS_EXCHANGE",
-                topology.events_exchange.clone(),
-            ),
-            (
-                "FEDIBRIDGE__BROKER__EVENTS_QUEUE",
-                topology.events_queue.clone(),
-            ),
-            (
-                "FEDIBRIDGE__BROKER__OUTBOUND_EXCHANGE",
-                topology.outbound_exchange.clone(),
-            ),
-        ],
+        &bridge_config::broker(&env.broker_url, &topology),
     )?;
     let db = Database::new(&settings.database)?;
     db.migrate().await?;
