@@ -43,7 +43,9 @@ impl Summary {
 
 /// Nearest-rank percentile of sorted, non-empty `sorted`.
 fn percentile(sorted: &[f64], p: f64) -> f64 {
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    // The epsilon keeps 99.9% of 1,000 at rank 999: 0.999 × 1000 is 999.0000000000001 in
+    // floating point, and its ceiling would be the next rank.
+    let rank = ((p / 100.0) * sorted.len() as f64 - 1e-9).ceil() as usize;
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
