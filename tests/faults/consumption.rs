@@ -168,7 +168,16 @@ async fn broker_restart_mid_stream_loses_and_duplicates_nothing() {
         return;
     };
     let (rabbit, names, url) = (&fixture.rabbit, &fixture.names, fixture.url());
-    let app = opted_in_bridge(&fixture, &[]).await;
+    // One event per transaction, few in flight: batched ingest keeps pace with the
+    // publisher, and the faults must strike while most of the stream is still queued.
+    let app = opted_in_bridge(
+        &fixture,
+        &[
+            ("FEDIBRIDGE__BROKER__MAX_BATCH", "1"),
+            ("FEDIBRIDGE__BROKER__PREFETCH", "16"),
+        ],
+    )
+    .await;
 
     let started = Instant::now();
     publish_all(&url, &names.events_exchange, &post_events(POSTS, 50)).await;
