@@ -1140,3 +1140,172 @@ async fn expiry_body(test_db: TestDatabase) {
     bridge.stop().await;
     inbox.stop().await;
 }
+
+on_both_backends!(
+    a_send_that_outlived_its_lease_cannot_overwrite_the_next_claim,
+    stale_lease_body
+);
+async fn stale_lease_body(test_db: TestDatabase) {
+    use bridge::{
+        delivery::outcome::{self, Leased, Limits, Outcome},
+        telemetry::Metrics,
+    };
+    let settings = settings(&test_db, &[]);
+    let urls = Urls::new(&settings.federation).expect("urls");
+    let db = database(&settings).await;
+    let (alice, _) = sharing_user(&db, "alice").await;
+    let post = federated_post(&db, &alice, "p1").await;
+    let note = urls.note(&post.platform_post_id).to_string();
+    let inboxes = [
+        "https://one.example/inbox".to_owned(),
+        "https://two.example/inbox".to_owned(),
+    ];
+    let activity = queue(&db, &urls, "Create", &alice, &note, &inboxes).await;
+    // Process A claims both with a lease that has ended by the time process B claims them.
+    let start = bridge::db::now_millis();
+    let (a_lease, b_lease) = (start + 1, start + 60_000);
+    let claim = |owner: &'static str, now: i64, until: i64| {
+        db.write(move |c| {
+            let hosts = HashMap::new();
+            let room = deliveries::HostRoom {
+                default: 10,
+                hosts: &hosts,
+            };
+            deliveries::claim_due(c, owner, now, until, 10, &room)
+        })
+    };
+    let by_a = claim("a", start, a_lease).await.expect("A claims");
+    let by_b = claim("b", start + 2, b_lease).await.expect("B claims");
+    assert_eq!(
+        (by_a.len(), by_b.len()),
+        (2, 2),
+        "B takes over A's expired claim"
+    );
+    let id_of = |inbox: &str| by_b.iter().find(|d| d.inbox == inbox).expect("claimed").id;
+    let (one, two) = (id_of(&inboxes[0]), id_of(&inboxes[1]));
+    let limits = Limits {
+        max_age_ms: 3_600_000,
+        unavailable_after_ms: 86_400_000,
+    };
+    let write = |owner: &str, outcomes: Vec<Leased>| {
+        let metrics = Metrics::new().expect("metrics").delivery;
+        let (tx, writer) = outcome::spawn_writer(db.clone(), metrics, limits, owner.to_owned());
+        async move {
+            for leased in outcomes {
+                tx.send(leased).await.expect("writer running");
+            }
+            drop(tx);
+            writer.await.expect("writer finished");
+        }
+    };
+    let delivered = |id: i64, host: &str| Outcome::Delivered {
+        id,
+        host: host.to_owned(),
+        status: 202,
+        ledger: None,
+    };
+    let retry = |id: i64, host: &str| Outcome::Retry {
+        id,
+        host: host.to_owned(),
+        attempts: 0,
+        created_at: start,
+        status: Some(503),
+        error: "unavailable".to_owned(),
+        retry_after: None,
+        block_host: false,
+    };
+    // B delivered to one.example; A's late failure there must not make it pending again.
+    // A's late success at two.example must not finish what B still holds.
+    write(
+        "b",
+        vec![Leased {
+            lease_until: b_lease,
+            outcome: delivered(one, "one.example"),
+        }],
+    )
+    .await;
+    write(
+        "a",
+        vec![
+            Leased {
+                lease_until: a_lease,
+                outcome: retry(one, "one.example"),
+            },
+            Leased {
+                lease_until: a_lease,
+                outcome: delivered(two, "two.example"),
+            },
+        ],
+    )
+    .await;
+    let rows = delivery_rows(&db, activity).await;
+    assert_eq!(
+        rows.iter()
+            .map(|(inbox, state, attempts, _)| (inbox.as_str(), state.as_str(), *attempts))
+            .collect::<Vec<_>>(),
+        vec![
+            ("https://one.example/inbox", "delivered", 1),
+            ("https://two.example/inbox", "pending", 0),
+        ],
+        "stale outcomes are not written"
+    );
+    // B's own outcome for two.example still applies.
+    write(
+        "b",
+        vec![Leased {
+            lease_until: b_lease,
+            outcome: retry(two, "two.example"),
+        }],
+    )
+    .await;
+    let rows = delivery_rows(&db, activity).await;
+    assert_eq!(
+        (rows[1].1.as_str(), rows[1].2, rows[1].3),
+        ("pending", 1, Some(503))
+    );
+}
+
+on_both_backends!(
+    a_backlog_on_one_host_costs_no_claim_per_delivery,
+    backlog_body
+);
+async fn backlog_body(test_db: TestDatabase) {
+    let settings = settings(
+        &test_db,
+        &[
+            ("FEDIBRIDGE__DELIVERY__CONCURRENCY", "32"),
+            ("FEDIBRIDGE__DELIVERY__PER_HOST_CONCURRENCY", "4"),
+        ],
+    );
+    let urls = Urls::new(&settings.federation).expect("urls");
+    let db = database(&settings).await;
+    let (alice, _) = sharing_user(&db, "alice").await;
+    let post = federated_post(&db, &alice, "p1").await;
+    let inbox = FakeInbox::start().await;
+    inbox.answer_all(Reply::Slow(Duration::from_millis(20)));
+    let targets: Vec<String> = (0..150).map(|n| inbox.url(&format!("/i{n}"))).collect();
+    let note = urls.note(&post.platform_post_id).to_string();
+    let activity = queue(&db, &urls, "Create", &alice, &note, &targets).await;
+    let bridge = Bridge::start(settings, &[Role::Delivery]).await;
+    settled(&db, activity, Duration::from_secs(30)).await;
+    let rows = delivery_rows(&db, activity).await;
+    assert!(
+        rows.iter()
+            .all(|(_, state, attempts, _)| state == "delivered" && *attempts == 1)
+    );
+    assert_eq!(inbox.received().len(), 150, "each inbox got it once");
+    // The host's backlog waits in the process's queue, still leased, instead of being
+    // claimed and given back after every send (which cost ~28 releases per delivery here).
+    let released = bridge
+        .metrics
+        .delivery
+        .outcomes
+        .with_label_values(&["released"])
+        .get();
+    assert!(
+        released < 150,
+        "{released} claimed deliveries were given back"
+    );
+    bridge.stop().await;
+    inbox.stop().await;
+}

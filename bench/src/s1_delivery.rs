@@ -66,7 +66,16 @@ pub async fn run(env: &Env, results: &mut Results, s1: bool, s6: bool) {
             return;
         }
     };
+    if s6 {
+        let queued = if env.quick { 100_000 } else { 1_000_000 };
+        println!("-- s6: {queued} deliveries queued");
+        if let Err(error) = memory(env, results, &sinks, &limits, queued).await {
+            eprintln!("s6: could not run: {error}");
+            results.not_run.insert("s6".into(), error.to_string());
+        }
+    }
     if s1 {
+        sinks.reset();
         println!(
             "-- s1: {FOLLOWERS} followers on {} shared inboxes",
             sinks.authorities.len()
@@ -74,15 +83,6 @@ pub async fn run(env: &Env, results: &mut Results, s1: bool, s6: bool) {
         if let Err(error) = fan_out(env, results, &sinks, &limits).await {
             eprintln!("s1: could not run: {error}");
             results.not_run.insert("s1".into(), error.to_string());
-        }
-    }
-    if s6 {
-        sinks.reset();
-        let queued = if env.quick { 100_000 } else { 1_000_000 };
-        println!("-- s6: {queued} deliveries queued");
-        if let Err(error) = memory(env, results, &sinks, &limits, queued).await {
-            eprintln!("s6: could not run: {error}");
-            results.not_run.insert("s6".into(), error.to_string());
         }
     }
     sinks.stop().await;

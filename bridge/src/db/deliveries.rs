@@ -64,17 +64,59 @@ pub struct ClaimedDelivery {
     pub object_ap_id: Option<String>,
 }
 
+/// The claim under which a worker sends a delivery: who claimed it and the lease end it
+/// set. Outcomes are written only while the row is still pending under this very claim, so
+/// a send that outlived its lease (and was claimed again, perhaps already delivered by the
+/// new claimer) cannot overwrite the newer state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lease<'a> {
+    /// The claimer (one per delivery role).
+    pub owner: &'a str,
+    /// The `lease_until` its claim round set.
+    pub until: i64,
+}
+
+/// How many more deliveries the claimer may take per host in one round.
+#[derive(Debug, Clone, Copy)]
+pub struct HostRoom<'a> {
+    /// Room for hosts not listed.
+    pub default: usize,
+    /// Hosts the claimer already holds deliveries for, with the room left (0 = none:
+    /// such hosts are not even read).
+    pub hosts: &'a std::collections::HashMap<String, usize>,
+}
+
+impl HostRoom<'_> {
+    fn of(&self, host: &str) -> usize {
+        self.hosts.get(host).copied().unwrap_or(self.default)
+    }
+}
+
+/// Rows read per row wanted when picking a claim round: enough that a host with little
+/// room does not fill the window and starve the others.
+const CANDIDATES_PER_CLAIM: i64 = 4;
+
 /// Claims up to `limit` due deliveries for `owner` until `lease_until` (highest priority
-/// first, then oldest), skipping hosts whose circuit is open and `except_hosts` (hosts the
-/// caller has no capacity for right now). Must run in a write transaction.
+/// first, then oldest), skipping hosts whose circuit is open and taking no more per host
+/// than `room` allows. Must run in a write transaction.
+///
+/// Candidates are read without locks, picked per host here, and only the picked rows are
+/// locked (on PostgreSQL with `SKIP LOCKED`, so concurrent claimers never wait on each
+/// other) and leased: a backlog on a few hosts then costs no claim-and-give-back.
 pub fn claim_due(
     conn: &mut AnyConnection,
     owner: &str,
     now: i64,
     lease_until: i64,
     limit: i64,
-    except_hosts: &[String],
+    room: &HostRoom<'_>,
 ) -> Result<Vec<ClaimedDelivery>, Error> {
+    let full: Vec<&str> = room
+        .hosts
+        .iter()
+        .filter(|(_, left)| **left == 0)
+        .map(|(host, _)| host.as_str())
+        .collect();
     let blocked_hosts = remote_hosts::table
         .filter(remote_hosts::blocked_until.gt(now))
         .select(remote_hosts::host);
@@ -85,15 +127,36 @@ pub fn claim_due(
             deliveries::lease_until
                 .is_null()
                 .or(deliveries::lease_until.lt(now)),
-        )
+        );
+    let candidates: Vec<(i64, String)> = due
         .filter(deliveries::host.ne_all(blocked_hosts))
-        .filter(deliveries::host.ne_all(except_hosts))
+        .filter(deliveries::host.ne_all(&full))
         .order((deliveries::priority.desc(), deliveries::id.asc()))
-        .limit(limit)
+        .limit(limit.saturating_mul(CANDIDATES_PER_CLAIM))
+        .select((deliveries::id, deliveries::host))
+        .load(conn)?;
+    let mut taken: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    let mut picked = Vec::new();
+    for (id, host) in &candidates {
+        if picked.len() as i64 >= limit {
+            break;
+        }
+        let count = taken.entry(host.as_str()).or_insert(0);
+        if *count < room.of(host) {
+            *count += 1;
+            picked.push(*id);
+        }
+    }
+    if picked.is_empty() {
+        return Ok(Vec::new());
+    }
+    // Re-checked under the lock: another claimer may have taken a row since it was read.
+    let lockable = due
+        .filter(deliveries::id.eq_any(&picked))
         .select(deliveries::id);
     let ids: Vec<i64> = match conn {
-        AnyConnection::Postgresql(c) => due.for_update().skip_locked().load(c)?,
-        AnyConnection::Sqlite(c) => due.load(c)?,
+        AnyConnection::Postgresql(c) => lockable.for_update().skip_locked().load(c)?,
+        AnyConnection::Sqlite(c) => lockable.load(c)?,
     };
     if ids.is_empty() {
         return Ok(Vec::new());
@@ -164,11 +227,14 @@ pub fn older_pending_due(
 pub fn release(
     conn: &mut AnyConnection,
     ids: &[i64],
+    lease: Lease<'_>,
     not_before: Option<i64>,
 ) -> Result<usize, Error> {
     let rows = deliveries::table
         .filter(deliveries::id.eq_any(ids))
-        .filter(deliveries::state.eq(DeliveryState::Pending.as_str()));
+        .filter(deliveries::state.eq(DeliveryState::Pending.as_str()))
+        .filter(deliveries::lease_owner.eq(lease.owner))
+        .filter(deliveries::lease_until.eq(lease.until));
     let released = match not_before {
         Some(at) => diesel::update(rows)
             .set((
@@ -203,74 +269,98 @@ pub fn remove_follows_at_inbox(conn: &mut AnyConnection, inbox: &str) -> Result<
     )
 }
 
-/// Records a final outcome.
+/// Records a final outcome, if `lease` still holds the delivery; returns whether it did.
 pub fn finish(
     conn: &mut AnyConnection,
     id: i64,
+    lease: Lease<'_>,
     state: DeliveryState,
     status: Option<u16>,
     error: Option<&str>,
     now: i64,
-) -> Result<(), Error> {
-    diesel::update(deliveries::table.find(id))
+) -> Result<bool, Error> {
+    let updated = diesel::update(
+        deliveries::table
+            .find(id)
+            .filter(deliveries::state.eq(DeliveryState::Pending.as_str()))
+            .filter(deliveries::lease_owner.eq(lease.owner))
+            .filter(deliveries::lease_until.eq(lease.until)),
+    )
+    .set((
+        deliveries::state.eq(state.as_str()),
+        deliveries::attempts.eq(deliveries::attempts + 1),
+        deliveries::last_status.eq(status.map(i32::from)),
+        deliveries::last_error.eq(error),
+        deliveries::finished_at.eq(now),
+        deliveries::lease_owner.eq(None::<String>),
+        deliveries::lease_until.eq(None::<i64>),
+    ))
+    .execute(conn)?;
+    Ok(updated == 1)
+}
+
+/// [`finish`] for many deliveries under one lease that ended the same way, in one
+/// statement per thousand; returns how many `lease` still held.
+pub fn finish_many(
+    conn: &mut AnyConnection,
+    ids: &[i64],
+    lease: Lease<'_>,
+    state: DeliveryState,
+    status: Option<u16>,
+    now: i64,
+) -> Result<usize, Error> {
+    let mut finished = 0;
+    for chunk in ids.chunks(1_000) {
+        finished += diesel::update(
+            deliveries::table
+                .filter(deliveries::id.eq_any(chunk))
+                .filter(deliveries::state.eq(DeliveryState::Pending.as_str()))
+                .filter(deliveries::lease_owner.eq(lease.owner))
+                .filter(deliveries::lease_until.eq(lease.until)),
+        )
         .set((
             deliveries::state.eq(state.as_str()),
             deliveries::attempts.eq(deliveries::attempts + 1),
             deliveries::last_status.eq(status.map(i32::from)),
-            deliveries::last_error.eq(error),
+            deliveries::last_error.eq(None::<String>),
             deliveries::finished_at.eq(now),
             deliveries::lease_owner.eq(None::<String>),
             deliveries::lease_until.eq(None::<i64>),
         ))
         .execute(conn)?;
-    Ok(())
-}
-
-/// [`finish`] for many deliveries that ended the same way, in one statement.
-pub fn finish_many(
-    conn: &mut AnyConnection,
-    ids: &[i64],
-    state: DeliveryState,
-    status: Option<u16>,
-    now: i64,
-) -> Result<(), Error> {
-    for chunk in ids.chunks(1_000) {
-        diesel::update(deliveries::table.filter(deliveries::id.eq_any(chunk)))
-            .set((
-                deliveries::state.eq(state.as_str()),
-                deliveries::attempts.eq(deliveries::attempts + 1),
-                deliveries::last_status.eq(status.map(i32::from)),
-                deliveries::last_error.eq(None::<String>),
-                deliveries::finished_at.eq(now),
-                deliveries::lease_owner.eq(None::<String>),
-                deliveries::lease_until.eq(None::<i64>),
-            ))
-            .execute(conn)?;
     }
-    Ok(())
+    Ok(finished)
 }
 
-/// Schedules another attempt at `next_attempt_at`.
+/// Schedules another attempt at `next_attempt_at`, if `lease` still holds the delivery;
+/// returns whether it did.
 pub fn retry_at(
     conn: &mut AnyConnection,
     id: i64,
+    lease: Lease<'_>,
     next_attempt_at: i64,
     count_attempt: bool,
     status: Option<u16>,
     error: Option<&str>,
-) -> Result<(), Error> {
+) -> Result<bool, Error> {
     let increment = i32::from(count_attempt);
-    diesel::update(deliveries::table.find(id))
-        .set((
-            deliveries::attempts.eq(deliveries::attempts + increment),
-            deliveries::next_attempt_at.eq(next_attempt_at),
-            deliveries::last_status.eq(status.map(i32::from)),
-            deliveries::last_error.eq(error),
-            deliveries::lease_owner.eq(None::<String>),
-            deliveries::lease_until.eq(None::<i64>),
-        ))
-        .execute(conn)?;
-    Ok(())
+    let updated = diesel::update(
+        deliveries::table
+            .find(id)
+            .filter(deliveries::state.eq(DeliveryState::Pending.as_str()))
+            .filter(deliveries::lease_owner.eq(lease.owner))
+            .filter(deliveries::lease_until.eq(lease.until)),
+    )
+    .set((
+        deliveries::attempts.eq(deliveries::attempts + increment),
+        deliveries::next_attempt_at.eq(next_attempt_at),
+        deliveries::last_status.eq(status.map(i32::from)),
+        deliveries::last_error.eq(error),
+        deliveries::lease_owner.eq(None::<String>),
+        deliveries::lease_until.eq(None::<i64>),
+    ))
+    .execute(conn)?;
+    Ok(updated == 1)
 }
 
 /// Drops every pending delivery of `activity` (consent withdrawn before send time).

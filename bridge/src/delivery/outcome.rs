@@ -117,42 +117,78 @@ pub struct Limits {
     pub unavailable_after_ms: i64,
 }
 
-/// Sends outcomes to the writer.
-pub type OutcomeSender = mpsc::Sender<Outcome>;
+/// An outcome with the lease end of the claim round that took its deliveries: it is
+/// written only while that claim still holds them (see [`deliveries::Lease`]).
+#[derive(Debug, Clone)]
+pub struct Leased {
+    /// The `lease_until` the claim round set.
+    pub lease_until: i64,
+    /// What happened.
+    pub outcome: Outcome,
+}
 
-/// Starts the writer; it stops once every sender is dropped and the queue is written.
+/// Sends outcomes to the writer.
+pub type OutcomeSender = mpsc::Sender<Leased>;
+
+/// Starts the writer for the deliveries `owner` claims; it stops once every sender is
+/// dropped and the queue is written.
 pub fn spawn_writer(
     db: Database,
     metrics: DeliveryMetrics,
     limits: Limits,
+    owner: String,
 ) -> (OutcomeSender, JoinHandle<()>) {
-    let (tx, mut rx) = mpsc::channel::<Outcome>(CHANNEL);
+    let (tx, mut rx) = mpsc::channel::<Leased>(CHANNEL);
+    let writer = Writer {
+        db,
+        metrics,
+        limits,
+        owner: owner.into(),
+    };
     let handle = tokio::spawn(async move {
         let mut batch = Vec::with_capacity(BATCH);
         while rx.recv_many(&mut batch, BATCH).await > 0 {
             let outcomes = std::mem::take(&mut batch);
-            write(&db, &metrics, limits, outcomes).await;
+            writer.write(outcomes).await;
         }
     });
     (tx, handle)
 }
 
-/// Applies a batch in one transaction; if that fails, each outcome alone, so that one bad
-/// row cannot keep the others from being recorded. Whatever still fails is left leased:
-/// the lease expires and the delivery is attempted again (at least once, never lost).
-async fn write(db: &Database, metrics: &DeliveryMetrics, limits: Limits, outcomes: Vec<Outcome>) {
-    metrics.outcome_batch.observe(outcomes.len() as f64);
-    let all = outcomes.clone();
-    match db.write(move |c| apply_all(c, &all, limits)).await {
-        Ok(labels) => count(metrics, &labels),
-        Err(error) => {
-            tracing::warn!(%error, size = outcomes.len(), "writing delivery outcomes failed; writing one by one");
-            for outcome in outcomes {
-                let one = vec![outcome];
-                match db.write(move |c| apply_all(c, &one, limits)).await {
-                    Ok(labels) => count(metrics, &labels),
-                    Err(error) => {
-                        tracing::error!(%error, "a delivery outcome could not be written; its lease will expire")
+struct Writer {
+    db: Database,
+    metrics: DeliveryMetrics,
+    limits: Limits,
+    owner: std::sync::Arc<str>,
+}
+
+impl Writer {
+    /// Applies a batch in one transaction; if that fails, each outcome alone, so that one
+    /// bad row cannot keep the others from being recorded. Whatever still fails is left
+    /// leased: the lease expires and the delivery is attempted again (at least once, never
+    /// lost).
+    async fn write(&self, outcomes: Vec<Leased>) {
+        self.metrics.outcome_batch.observe(outcomes.len() as f64);
+        let (all, owner, limits) = (outcomes.clone(), self.owner.clone(), self.limits);
+        match self
+            .db
+            .write(move |c| apply_all(c, &owner, &all, limits))
+            .await
+        {
+            Ok(labels) => count(&self.metrics, &labels),
+            Err(error) => {
+                tracing::warn!(%error, size = outcomes.len(), "writing delivery outcomes failed; writing one by one");
+                for outcome in outcomes {
+                    let (one, owner) = (vec![outcome], self.owner.clone());
+                    match self
+                        .db
+                        .write(move |c| apply_all(c, &owner, &one, limits))
+                        .await
+                    {
+                        Ok(labels) => count(&self.metrics, &labels),
+                        Err(error) => {
+                            tracing::error!(%error, "a delivery outcome could not be written; its lease will expire")
+                        }
                     }
                 }
             }
@@ -170,44 +206,61 @@ fn millis(duration: Duration) -> i64 {
     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
 
+/// Metric label of outcomes whose lease had passed to another claim: not written.
+const STALE: &str = "stale";
+
 fn apply_all(
     conn: &mut AnyConnection,
-    outcomes: &[Outcome],
+    owner: &str,
+    outcomes: &[Leased],
     limits: Limits,
 ) -> Result<Vec<(&'static str, u64)>, Error> {
     let now = crate::db::now_millis();
     let mut labels = Vec::with_capacity(outcomes.len());
-    let delivered = record_delivered(conn, outcomes, now)?;
+    let (delivered, stale) = record_delivered(conn, owner, outcomes, now)?;
     if delivered > 0 {
         labels.push(("delivered", delivered));
     }
-    for outcome in outcomes {
-        if !matches!(outcome, Outcome::Delivered { .. }) {
-            labels.push(apply(conn, outcome, limits, now)?);
+    if stale > 0 {
+        labels.push((STALE, stale));
+    }
+    for leased in outcomes {
+        if !matches!(leased.outcome, Outcome::Delivered { .. }) {
+            let lease = deliveries::Lease {
+                owner,
+                until: leased.lease_until,
+            };
+            labels.push(apply(conn, &leased.outcome, lease, limits, now)?);
         }
     }
     Ok(labels)
 }
 
 /// Successes, the bulk of every batch, in a few statements for the whole batch: the rows
-/// (grouped by status), the ledger, and one success per host to close its circuit.
+/// (grouped by status and claim round), the ledger, and one success per host to close its
+/// circuit. Returns how many were recorded and how many had lost their lease. The ledger
+/// and the host's health are recorded either way: the POST did happen.
 fn record_delivered(
     conn: &mut AnyConnection,
-    outcomes: &[Outcome],
+    owner: &str,
+    outcomes: &[Leased],
     now: i64,
-) -> Result<u64, Error> {
-    let mut by_status: BTreeMap<u16, Vec<i64>> = BTreeMap::new();
+) -> Result<(u64, u64), Error> {
+    let mut by_status: BTreeMap<(u16, i64), Vec<i64>> = BTreeMap::new();
     let mut healthy = BTreeSet::new();
     let mut sightings = Vec::new();
-    for outcome in outcomes {
+    for leased in outcomes {
         if let Outcome::Delivered {
             id,
             host,
             status,
             ledger: entry,
-        } = outcome
+        } = &leased.outcome
         {
-            by_status.entry(*status).or_default().push(*id);
+            by_status
+                .entry((*status, leased.lease_until))
+                .or_default()
+                .push(*id);
             healthy.insert(host.as_str());
             if let Some(entry) = entry {
                 sightings.push(ledger::Sighting {
@@ -219,44 +272,77 @@ fn record_delivered(
             }
         }
     }
-    let mut delivered = 0;
-    for (status, ids) in &by_status {
-        deliveries::finish_many(conn, ids, DeliveryState::Delivered, Some(*status), now)?;
-        delivered += ids.len() as u64;
+    let (mut delivered, mut stale) = (0, 0);
+    for ((status, lease_until), ids) in &by_status {
+        let lease = deliveries::Lease {
+            owner,
+            until: *lease_until,
+        };
+        let finished = deliveries::finish_many(
+            conn,
+            ids,
+            lease,
+            DeliveryState::Delivered,
+            Some(*status),
+            now,
+        )?;
+        delivered += finished as u64;
+        stale += (ids.len() - finished) as u64;
     }
     ledger::record_many(conn, &sightings, ledger::Via::Delivered, now)?;
     hosts::record_successes(conn, &healthy.into_iter().collect::<Vec<_>>(), now)?;
-    Ok(delivered)
+    Ok((delivered, stale))
+}
+
+/// `label` when the lease still held the delivery, else [`STALE`].
+fn held(written: bool, label: &'static str) -> (&'static str, u64) {
+    (if written { label } else { STALE }, 1)
 }
 
 fn apply(
     conn: &mut AnyConnection,
     outcome: &Outcome,
+    lease: deliveries::Lease<'_>,
     limits: Limits,
     now: i64,
 ) -> Result<(&'static str, u64), Error> {
     Ok(match outcome {
         Outcome::Delivered { .. } => {
-            record_delivered(conn, std::slice::from_ref(outcome), now)?;
-            ("delivered", 1)
+            let leased = Leased {
+                lease_until: lease.until,
+                outcome: outcome.clone(),
+            };
+            let (delivered, _) =
+                record_delivered(conn, lease.owner, std::slice::from_ref(&leased), now)?;
+            held(delivered == 1, "delivered")
         }
         Outcome::Gone { id, inbox } => {
-            deliveries::finish(
+            let written = deliveries::finish(
                 conn,
                 *id,
+                lease,
                 DeliveryState::Failed,
                 Some(410),
                 Some("gone"),
                 now,
             )?;
+            // The inbox said so whoever holds the row now: its followers go either way.
             let removed = deliveries::remove_follows_at_inbox(conn, inbox)?;
             tracing::info!(%inbox, removed, "inbox is gone; its followers were removed");
-            ("gone", 1)
+            held(written, "gone")
         }
-        Outcome::Refused { id, status, error } => {
-            deliveries::finish(conn, *id, DeliveryState::Failed, *status, Some(error), now)?;
-            ("refused", 1)
-        }
+        Outcome::Refused { id, status, error } => held(
+            deliveries::finish(
+                conn,
+                *id,
+                lease,
+                DeliveryState::Failed,
+                *status,
+                Some(error),
+                now,
+            )?,
+            "refused",
+        ),
         Outcome::Retry {
             id,
             host,
@@ -277,31 +363,40 @@ fn apply(
             })?;
             let unavailable = hosts::find(conn, host)?.is_some_and(|h| h.unavailable);
             if now.saturating_sub(*created_at) >= limits.max_age_ms || unavailable {
-                deliveries::finish(conn, *id, DeliveryState::Expired, *status, Some(error), now)?;
-                ("expired", 1)
-            } else {
-                deliveries::retry_at(
+                let written = deliveries::finish(
                     conn,
                     *id,
+                    lease,
+                    DeliveryState::Expired,
+                    *status,
+                    Some(error),
+                    now,
+                )?;
+                held(written, "expired")
+            } else {
+                let written = deliveries::retry_at(
+                    conn,
+                    *id,
+                    lease,
                     now.saturating_add(delay),
                     true,
                     *status,
                     Some(error),
                 )?;
-                ("retry", 1)
+                held(written, "retry")
             }
         }
         Outcome::Dropped { activity } => {
             let dropped = deliveries::drop_pending_for_activity(conn, *activity, now)?;
             ("dropped", u64::try_from(dropped).unwrap_or(0))
         }
-        Outcome::Deferred { id, until } => {
-            deliveries::release(conn, &[*id], Some(*until))?;
-            ("deferred", 1)
-        }
+        Outcome::Deferred { id, until } => held(
+            deliveries::release(conn, &[*id], lease, Some(*until))? == 1,
+            "deferred",
+        ),
         Outcome::Released { ids } => {
-            deliveries::release(conn, ids, None)?;
-            ("released", u64::try_from(ids.len()).unwrap_or(0))
+            let released = deliveries::release(conn, ids, lease, None)?;
+            ("released", u64::try_from(released).unwrap_or(0))
         }
     })
 }

@@ -2,13 +2,15 @@
 //! within a global limit and a per-host limit, so that a slow or dead host holds at most
 //! its own share of the capacity and never delays the others.
 //!
-//! One loop owns all bookkeeping (in-flight tasks, per-host counts): no locks. It claims
-//! only as many deliveries as it has free capacity for, never for hosts it already has
-//! saturated, and gives back at once what a claim round took beyond a host's share.
+//! One loop owns all bookkeeping (in-flight tasks, per-host counts and queues): no locks.
+//! A claim round takes up to a few rounds' worth of work per host: what the host's
+//! concurrency allows starts at once, the rest waits in the host's queue, still leased,
+//! and starts as the host's sends finish. Without that queue a backlog on a few hosts
+//! would cost a claim (and a release of what could not start) per finished send.
 //! Outcomes go to one writer task that records them in batches.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, VecDeque},
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -18,10 +20,10 @@ use tokio::task::{Id, JoinSet};
 use super::{
     attempt::{self, Sender},
     cache::Caches,
-    outcome::{self, Limits, Outcome, OutcomeSender},
+    outcome::{self, Leased, Limits, Outcome, OutcomeSender},
 };
 use crate::{
-    db::{deliveries, hosts, now_millis},
+    db::{deliveries, deliveries::ClaimedDelivery, hosts, now_millis},
     error::Error,
     http::AppState,
     settings::DeliverySettings,
@@ -35,6 +37,12 @@ const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 const HOST_RECORD_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Pause after a failed claim (the database is down or locked).
 const CLAIM_ERROR_PAUSE: Duration = Duration::from_secs(1);
+/// Claimed deliveries one host may hold (running and queued), in multiples of its
+/// concurrency.
+const HOST_HOLD_ROUNDS: usize = 4;
+/// Claimed deliveries the process may hold (running and queued), in multiples of its
+/// concurrency.
+const HOLD_ROUNDS: usize = 2;
 
 /// Runs the delivery role until `state.shutdown` is cancelled. In-flight sends get most of
 /// the shutdown grace period to finish; whatever is still running then is abandoned and
@@ -55,11 +63,30 @@ struct Worker {
     sender: Arc<Sender>,
     outcomes: OutcomeSender,
     writer: tokio::task::JoinHandle<()>,
-    sends: JoinSet<Outcome>,
+    sends: JoinSet<Leased>,
     /// Host of each running send task.
     task_hosts: HashMap<Id, String>,
-    /// Running sends per host.
-    per_host: HashMap<String, usize>,
+    /// Running and queued deliveries per host (hosts with none are absent).
+    per_host: HashMap<String, HostLoad>,
+    /// Claimed deliveries waiting for their host's capacity, across all hosts.
+    queued: usize,
+    /// The last claim round left out hosts that held all they may: claim again when one of
+    /// them is down to half.
+    skipped_full_hosts: bool,
+}
+
+/// What this process holds for one host.
+#[derive(Default)]
+struct HostLoad {
+    running: usize,
+    /// Claimed, waiting to start, with the lease end of their claim round.
+    waiting: VecDeque<(ClaimedDelivery, i64)>,
+}
+
+impl HostLoad {
+    fn held(&self) -> usize {
+        self.running + self.waiting.len()
+    }
 }
 
 /// What one claim round did.
@@ -86,8 +113,13 @@ impl Worker {
                  claimed and sent again by another process"
             );
         }
-        let (outcomes, writer) =
-            outcome::spawn_writer(state.db.clone(), state.metrics.delivery.clone(), limits);
+        let owner = uuid::Uuid::new_v4().to_string();
+        let (outcomes, writer) = outcome::spawn_writer(
+            state.db.clone(),
+            state.metrics.delivery.clone(),
+            limits,
+            owner.clone(),
+        );
         let sender = Arc::new(Sender {
             db: state.db.clone(),
             client: state.client.clone(),
@@ -99,13 +131,15 @@ impl Worker {
         Self {
             state: state.clone(),
             settings,
-            owner: uuid::Uuid::new_v4().to_string(),
+            owner,
             sender,
             outcomes,
             writer,
             sends: JoinSet::new(),
             task_hosts: HashMap::new(),
             per_host: HashMap::new(),
+            queued: 0,
+            skipped_full_hosts: false,
         }
     }
 
@@ -113,19 +147,40 @@ impl Worker {
         self.settings.concurrency.max(1)
     }
 
-    /// Sends that could start now.
-    fn free(&self) -> usize {
-        self.capacity().saturating_sub(self.sends.len())
+    /// Deliveries this process may hold at once, running or queued.
+    fn hold_capacity(&self) -> usize {
+        self.capacity().saturating_mul(HOLD_ROUNDS)
     }
 
-    /// Free capacity at which a saturated worker claims again: a quarter of it, so that
-    /// a claim round takes many rows while three quarters are still in flight.
+    /// Deliveries that could be claimed now.
+    fn free(&self) -> usize {
+        self.hold_capacity()
+            .saturating_sub(self.sends.len() + self.queued)
+    }
+
+    /// Free room at which a full worker claims again: a quarter of it, so that a claim
+    /// round takes many rows while the rest is still in flight or queued.
     fn refill_at(&self) -> usize {
-        (self.capacity() / 4).max(1)
+        (self.hold_capacity() / 4).max(1)
     }
 
     fn host_capacity(&self) -> usize {
         self.settings.per_host_concurrency.clamp(1, self.capacity())
+    }
+
+    /// Deliveries one host may hold, running or queued.
+    fn host_hold(&self) -> usize {
+        self.host_capacity().saturating_mul(HOST_HOLD_ROUNDS)
+    }
+
+    /// How long before its lease ends a queued delivery may still start: a whole request
+    /// should fit, or another process could claim it while it is being sent. Never more than
+    /// half the lease, so that a fresh claim always starts (even when the lease is
+    /// configured shorter than the request timeout, which `new` warns about).
+    fn start_margin_ms(&self) -> i64 {
+        let timeout = self.settings.request_timeout_secs.saturating_mul(1000);
+        let half_lease = self.settings.lease_secs.saturating_mul(1000) / 2;
+        i64::try_from(timeout.min(half_lease)).unwrap_or(i64::MAX / 4)
     }
 
     async fn run(mut self) {
@@ -143,7 +198,7 @@ impl Worker {
             }
             if claim_now || Instant::now() >= next_poll {
                 claim_now = false;
-                if self.sends.len() >= self.capacity() {
+                if self.free() == 0 {
                     claim_on_completion = true;
                     next_poll = Instant::now() + poll;
                 } else {
@@ -171,12 +226,15 @@ impl Worker {
                 biased;
                 () = shutdown.cancelled() => break,
                 Some(joined) = self.sends.join_next_with_id(), if !self.sends.is_empty() => {
-                    self.completed(joined).await;
+                    let host_has_room = self.completed(joined).await;
                     // Refill in rounds, not one row per finished send: a claim is a
                     // transaction, and one per delivery would cap the whole engine at the
                     // database's commit rate.
                     if claim_on_completion && self.free() >= self.refill_at() {
                         claim_on_completion = false;
+                        claim_now = true;
+                    } else if host_has_room && self.skipped_full_hosts {
+                        self.skipped_full_hosts = false;
                         claim_now = true;
                     }
                 }
@@ -187,60 +245,55 @@ impl Worker {
         self.drain().await;
     }
 
-    /// Claims what there is capacity for and starts sending it.
+    /// Claims what there is room for, starts what the hosts' concurrency allows and queues
+    /// the rest per host.
     async fn claim_round(&mut self) -> Result<Round, Error> {
-        let free = self.capacity() - self.sends.len();
+        let free = self.free();
         let limit = free.min(usize::try_from(self.settings.batch_size.max(1)).unwrap_or(free));
-        let host_capacity = self.host_capacity();
-        let saturated: Vec<String> = self
+        let host_hold = self.host_hold();
+        let held: HashMap<String, usize> = self
             .per_host
             .iter()
-            .filter(|(_, n)| **n >= host_capacity)
-            .map(|(host, _)| host.clone())
+            .map(|(host, load)| (host.clone(), host_hold.saturating_sub(load.held())))
             .collect();
+        self.skipped_full_hosts = held.values().any(|room| *room == 0);
         let owner = self.owner.clone();
         let now = now_millis();
         let lease_ms =
             i64::try_from(self.settings.lease_secs.saturating_mul(1000)).unwrap_or(i64::MAX / 4);
         let limit_i64 = i64::try_from(limit).unwrap_or(i64::MAX);
+        let lease_until = now.saturating_add(lease_ms);
         let claimed = self
             .state
             .db
             .write(move |c| {
-                deliveries::claim_due(
-                    c,
-                    &owner,
-                    now,
-                    now.saturating_add(lease_ms),
-                    limit_i64,
-                    &saturated,
-                )
+                let room = deliveries::HostRoom {
+                    default: host_hold,
+                    hosts: &held,
+                };
+                deliveries::claim_due(c, &owner, now, lease_until, limit_i64, &room)
             })
             .await?;
         let count = claimed.len();
         attempt::warm(&self.sender, &claimed).await;
         let mut excess = Vec::new();
         for delivery in claimed {
-            let running = self.per_host.entry(delivery.host.clone()).or_insert(0);
-            if *running >= host_capacity {
+            let load = self.per_host.entry(delivery.host.clone()).or_default();
+            if load.held() >= host_hold {
                 excess.push(delivery.id);
                 continue;
             }
-            *running += 1;
-            let host = delivery.host.clone();
-            let sender = Arc::clone(&self.sender);
-            let metrics = self.sender.metrics.clone();
-            metrics.in_flight.inc();
-            let handle = self.sends.spawn(async move {
-                let outcome = attempt::run(sender, delivery).await;
-                metrics.in_flight.dec();
-                outcome
-            });
-            self.task_hosts.insert(handle.id(), host);
+            load.waiting.push_back((delivery, lease_until));
+            self.queued += 1;
         }
+        self.start_ready(None).await;
         let released = excess.len();
         if released > 0 {
-            self.record(Outcome::Released { ids: excess }).await;
+            self.record(Leased {
+                lease_until,
+                outcome: Outcome::Released { ids: excess },
+            })
+            .await;
         }
         Ok(Round {
             claimed: count,
@@ -249,8 +302,73 @@ impl Worker {
         })
     }
 
-    /// Books a finished send and passes its outcome on.
-    async fn completed(&mut self, joined: Result<(Id, Outcome), tokio::task::JoinError>) {
+    /// Starts queued deliveries while there is capacity: `first`'s (the host whose send
+    /// just finished) before the others'.
+    async fn start_ready(&mut self, first: Option<&str>) {
+        if let Some(host) = first {
+            self.start_waiting(host).await;
+        }
+        let host_capacity = self.host_capacity();
+        while self.queued > 0 && self.sends.len() < self.capacity() {
+            let Some(host) = self
+                .per_host
+                .iter()
+                .find(|(_, load)| !load.waiting.is_empty() && load.running < host_capacity)
+                .map(|(host, _)| host.clone())
+            else {
+                break;
+            };
+            self.start_waiting(&host).await;
+        }
+    }
+
+    /// Starts queued deliveries of `host` while it and the process have capacity. One whose
+    /// lease is too close to its end is given back instead, to be claimed afresh.
+    async fn start_waiting(&mut self, host: &str) {
+        let (capacity, host_capacity) = (self.capacity(), self.host_capacity());
+        let margin = self.start_margin_ms();
+        let mut expiring: Vec<(i64, i64)> = Vec::new();
+        let Some(load) = self.per_host.get_mut(host) else {
+            return;
+        };
+        while load.running < host_capacity && self.sends.len() < capacity {
+            let Some((delivery, lease_until)) = load.waiting.pop_front() else {
+                break;
+            };
+            self.queued -= 1;
+            if lease_until.saturating_sub(now_millis()) < margin {
+                expiring.push((delivery.id, lease_until));
+                continue;
+            }
+            load.running += 1;
+            let sender = Arc::clone(&self.sender);
+            let metrics = self.sender.metrics.clone();
+            metrics.in_flight.inc();
+            let handle = self.sends.spawn(async move {
+                let outcome = attempt::run(sender, delivery).await;
+                metrics.in_flight.dec();
+                Leased {
+                    lease_until,
+                    outcome,
+                }
+            });
+            self.task_hosts.insert(handle.id(), host.to_owned());
+        }
+        if load.held() == 0 {
+            self.per_host.remove(host);
+        }
+        for (id, lease_until) in expiring {
+            self.record(Leased {
+                lease_until,
+                outcome: Outcome::Released { ids: vec![id] },
+            })
+            .await;
+        }
+    }
+
+    /// Books a finished send, passes its outcome on and starts the host's next queued
+    /// delivery. Returns whether the host now holds half of what it may or less.
+    async fn completed(&mut self, joined: Result<(Id, Leased), tokio::task::JoinError>) -> bool {
         let (id, outcome) = match joined {
             Ok((id, outcome)) => (id, Some(outcome)),
             Err(error) => {
@@ -259,20 +377,23 @@ impl Worker {
                 (error.id(), None)
             }
         };
-        if let Some(host) = self.task_hosts.remove(&id)
-            && let Some(running) = self.per_host.get_mut(&host)
-        {
-            *running = running.saturating_sub(1);
-            if *running == 0 {
-                self.per_host.remove(&host);
-            }
-        }
         if let Some(outcome) = outcome {
             self.record(outcome).await;
         }
+        let Some(host) = self.task_hosts.remove(&id) else {
+            return false;
+        };
+        if let Some(load) = self.per_host.get_mut(&host) {
+            load.running = load.running.saturating_sub(1);
+        }
+        self.start_ready(Some(&host)).await;
+        let half = self.host_hold() / 2;
+        self.per_host
+            .get(&host)
+            .is_none_or(|load| load.held() <= half)
     }
 
-    async fn record(&self, outcome: Outcome) {
+    async fn record(&self, outcome: Leased) {
         if self.outcomes.send(outcome).await.is_err() {
             tracing::error!("the delivery outcome writer stopped; the lease will expire");
         }
@@ -281,13 +402,33 @@ impl Worker {
     /// Lets in-flight sends finish within most of the grace period, then writes their
     /// outcomes.
     async fn drain(mut self) {
+        // Queued deliveries were never started: give them back for whoever runs next.
+        let queued: Vec<(String, VecDeque<(ClaimedDelivery, i64)>)> = self
+            .per_host
+            .iter_mut()
+            .map(|(host, load)| (host.clone(), std::mem::take(&mut load.waiting)))
+            .collect();
+        self.queued = 0;
+        for (_, waiting) in queued {
+            for (delivery, lease_until) in waiting {
+                self.record(Leased {
+                    lease_until,
+                    outcome: Outcome::Released {
+                        ids: vec![delivery.id],
+                    },
+                })
+                .await;
+            }
+        }
         let grace = self.state.settings.server.shutdown_timeout();
         let for_sends = grace.mul_f64(0.6);
         let for_writer = grace.mul_f64(0.3);
         let deadline = tokio::time::Instant::now() + for_sends;
         while !self.sends.is_empty() {
             match tokio::time::timeout_at(deadline, self.sends.join_next_with_id()).await {
-                Ok(Some(joined)) => self.completed(joined).await,
+                Ok(Some(joined)) => {
+                    self.completed(joined).await;
+                }
                 Ok(None) => break,
                 Err(_) => {
                     tracing::warn!(
