@@ -4,7 +4,7 @@ use diesel::prelude::*;
 
 use super::{
     AnyConnection,
-    schema::{activities, user_blocks},
+    schema::{activities, remote_actors, user_blocks},
     users::UserId,
 };
 use crate::{error::Error, moderation::BlockDomain};
@@ -93,6 +93,45 @@ pub fn list(conn: &mut AnyConnection, user: UserId) -> Result<Vec<UserBlock>, Er
         .order(user_blocks::id.asc())
         .select(UserBlock::as_select())
         .load(conn)?)
+}
+
+/// The domains each of `users` blocks: (user, domain), domains in their stored form.
+pub fn blocked_domains(
+    conn: &mut AnyConnection,
+    users: &[i64],
+) -> Result<Vec<(i64, String)>, Error> {
+    let mut rows = Vec::new();
+    // Chunks keep each statement under SQLite's bound-parameter limit.
+    for chunk in users.chunks(500) {
+        rows.extend(
+            user_blocks::table
+                .filter(user_blocks::user_id.eq_any(chunk))
+                .filter(user_blocks::target_kind.eq("domain"))
+                .select((user_blocks::user_id, user_blocks::target))
+                .load::<(i64, String)>(conn)?,
+        );
+    }
+    Ok(rows)
+}
+
+/// The personal inboxes of the known accounts each of `users` blocks: (user, inbox).
+/// Blocked accounts the bridge never saw have no inbox anything could be queued for.
+pub fn blocked_actor_inboxes(
+    conn: &mut AnyConnection,
+    users: &[i64],
+) -> Result<Vec<(i64, String)>, Error> {
+    let mut rows = Vec::new();
+    for chunk in users.chunks(500) {
+        rows.extend(
+            user_blocks::table
+                .inner_join(remote_actors::table.on(remote_actors::ap_id.eq(user_blocks::target)))
+                .filter(user_blocks::user_id.eq_any(chunk))
+                .filter(user_blocks::target_kind.eq("actor"))
+                .select((user_blocks::user_id, remote_actors::inbox))
+                .load::<(i64, String)>(conn)?,
+        );
+    }
+    Ok(rows)
 }
 
 /// The id of the latest `Block` activity `user` sent to `actor_ap_id` (needed to undo it).
