@@ -44,6 +44,8 @@ enum Reply {
     Slow(Duration),
     /// Never answers in time.
     Hang,
+    /// Answers 202 at once, then drips its body a byte every 100 ms for a minute.
+    Drip,
 }
 
 /// One request a fake inbox received.
@@ -118,6 +120,19 @@ async fn inbox_handler(
         Reply::Hang => {
             tokio::time::sleep(Duration::from_secs(120)).await;
             HttpResponse::Accepted().finish()
+        }
+        Reply::Drip => {
+            let drops = futures_util::stream::unfold(0u32, |n| async move {
+                if n >= 600 {
+                    return None;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                Some((
+                    Ok::<_, std::convert::Infallible>(web::Bytes::from_static(b".")),
+                    n + 1,
+                ))
+            });
+            HttpResponse::Accepted().streaming(drops)
         }
     }
 }
@@ -748,6 +763,84 @@ async fn client_errors_are_final_body(test_db: TestDatabase) {
     inbox.stop().await;
 }
 
+on_both_backends!(
+    silent_dripping_and_unauthorized_inboxes_end_within_the_deadline,
+    misbehaving_inboxes_body
+);
+async fn misbehaving_inboxes_body(test_db: TestDatabase) {
+    let settings = settings(
+        &test_db,
+        &[
+            ("FEDIBRIDGE__DELIVERY__REQUEST_TIMEOUT_SECS", "1"),
+            ("FEDIBRIDGE__DELIVERY__LEASE_SECS", "5"),
+        ],
+    );
+    let urls = Urls::new(&settings.federation).expect("urls");
+    let db = database(&settings).await;
+    let (alice, _) = sharing_user(&db, "alice").await;
+    let post = federated_post(&db, &alice, "p1").await;
+    let inbox = FakeInbox::start().await;
+    inbox.program("/silent", &[Reply::Hang]);
+    inbox.program("/drip", &[Reply::Drip]);
+    inbox.program("/unauthorized", &[Reply::Status(401)]);
+    let paths = ["/silent", "/drip", "/unauthorized", "/fine"];
+    let targets: Vec<String> = paths.iter().map(|p| inbox.url(p)).collect();
+    let activity = queue(
+        &db,
+        &urls,
+        "Create",
+        &alice,
+        urls.note(&post.platform_post_id).as_str(),
+        &targets,
+    )
+    .await;
+    let started = Instant::now();
+    let bridge = Bridge::start(settings, &[Role::Delivery]).await;
+    // Invariant: every attempt ends within the request deadline, whatever the host does,
+    // and its outcome is recorded: a retry for silence and dripping, final for 401.
+    let deadline = Instant::now() + Duration::from_secs(8);
+    let rows = loop {
+        let rows = delivery_errors(&db, activity).await;
+        if rows.values().all(|(_, attempts, _)| *attempts >= 1) {
+            break rows;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "attempts not all recorded: {rows:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    for path in ["/silent", "/drip"] {
+        let (state, attempts, error) = &rows[&inbox.url(path)];
+        assert_eq!(
+            (state.as_str(), *attempts),
+            ("pending", 1),
+            "{path}: retried later"
+        );
+        let error = error.as_deref().unwrap_or_default();
+        assert!(error.contains("no answer within"), "{path}: {error}");
+    }
+    let unauthorized = delivery_rows(&db, activity)
+        .await
+        .into_iter()
+        .find(|r| r.0 == inbox.url("/unauthorized"))
+        .expect("row");
+    assert_eq!(
+        (unauthorized.1.as_str(), unauthorized.3),
+        ("failed", Some(401)),
+        "refused for good, never retried"
+    );
+    assert_eq!(rows[&inbox.url("/fine")].0, "delivered");
+    assert_eq!(inbox.received_at("/unauthorized").len(), 1);
+    bridge.stop().await;
+    inbox.stop().await;
+}
+
 on_both_backends!(slow_and_dead_hosts_do_not_delay_others, isolation_body);
 async fn isolation_body(test_db: TestDatabase) {
     let settings = settings(
@@ -1353,6 +1446,12 @@ async fn peer_body(test_db: TestDatabase) {
         });
     assert_eq!(create.actor, urls.actor("alice"));
     assert_eq!(create.object["content"], "<p>hello fediverse</p>");
+    for field in ["bto", "bcc"] {
+        assert!(
+            create.json.get(field).is_none() && create.object.get(field).is_none(),
+            "{field} is never sent"
+        );
+    }
     settled(&db, activity, Duration::from_secs(5)).await;
     let rows = delivery_rows(&db, activity).await;
     assert_eq!(rows.len(), 1);
