@@ -555,3 +555,53 @@ async fn a_client_dripping_an_inbox_body_gets_408_at_the_deadline() {
     );
     app.stop().await.expect("stops");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lying_or_missing_content_length_cannot_make_the_inbox_read_past_its_limit() {
+    let database = TestDatabase::sqlite();
+    let settings = test_settings(
+        &database,
+        &[
+            ("FEDIBRIDGE__SERVER__MAX_BODY_BYTES", "1024"),
+            ("FEDIBRIDGE__INBOX__BODY_TIMEOUT_SECS", "5"),
+        ],
+    );
+    let app = TestApp::spawn_roles(settings, &[bridge::Role::Http]).await;
+    let port = port_of(&app);
+    let head = |framing: &str| {
+        format!(
+            "POST /inbox HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/activity+json\r\n{framing}\r\n\r\n"
+        )
+    };
+
+    // A gigabyte announced and nothing sent: refused on the headers, not after the body
+    // deadline (which would answer 408).
+    let (answer, elapsed) = drip(
+        port,
+        head("Content-Length: 1000000000"),
+        Vec::new(),
+        Duration::from_secs(8),
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "answered {answer:?}");
+    assert!(
+        elapsed < Duration::from_secs(2),
+        "answered after {elapsed:?}"
+    );
+
+    // No length announced (chunked): reading stops once the body passes the limit.
+    let chunk = format!("200\r\n{}\r\n", "a".repeat(0x200));
+    let (answer, elapsed) = drip(
+        port,
+        head("Transfer-Encoding: chunked") + &chunk.repeat(4),
+        Vec::new(),
+        Duration::from_secs(8),
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "answered {answer:?}");
+    assert!(
+        elapsed < Duration::from_secs(2),
+        "answered after {elapsed:?}"
+    );
+    app.stop().await.expect("stops");
+}

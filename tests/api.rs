@@ -435,6 +435,7 @@ async fn blocks(backend: Backend) {
     let bob = app.follower(&user, "one.example", "bob", true).await;
     let carol = app.follower(&user, "spam.example", "carol", true).await;
     let dan = app.follower(&user, "spam.example", "dan", false).await;
+    let erin = app.follower(&user, "m.spam.example", "erin", true).await;
     let keep = app.follower(&user, "two.example", "keep", true).await;
 
     let outcome = expect_status(
@@ -443,7 +444,7 @@ async fn blocks(backend: Backend) {
         StatusCode::CREATED,
     )
     .await;
-    assert_eq!(outcome["followers_removed"], 2);
+    assert_eq!(outcome["followers_removed"], 3, "subdomains too");
     assert_eq!(outcome["block_sent"], false);
     let outcome = expect_status(
         app.api(Method::POST, "/users/u1/blocks")
@@ -476,6 +477,10 @@ async fn blocks(backend: Backend) {
         (json!({"actor": "ftp://x.example/u"}), "actor"),
         (json!({"actor": "https://bridge.example/users/u1"}), "actor"),
         (json!({"domain": "a/b"}), "domain"),
+        (json!({"domain": "x.example:443"}), "domain"),
+        (json!({"domain": "https://x.example/"}), "domain"),
+        (json!({"domain": "*.x.example"}), "domain"),
+        (json!({"domain": "192.0.2.1"}), "domain"),
         (json!({"domain": "bridge.example"}), "domain"),
         (json!({"domain": "x.example", "other": 1}), "other"),
     ] {
@@ -510,6 +515,46 @@ async fn blocks(backend: Backend) {
     let status = expect_status(app.api(Method::GET, "/users/u1/sharing"), StatusCode::OK).await;
     assert_eq!(status["followers"], 1, "only {keep} is left");
 
+    // Every spelling of a domain is one block, stored in the form the inbox and the
+    // delivery engine match hosts in (those of parsed URLs: lowercase punycode).
+    expect_status(
+        app.api(Method::POST, "/users/u1/blocks")
+            .json(&json!({"domain": "Exämple.COM."})),
+        StatusCode::CREATED,
+    )
+    .await;
+    let again = expect_status(
+        app.api(Method::POST, "/users/u1/blocks")
+            .json(&json!({"domain": "xn--exmple-cua.com"})),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(again["created"], false, "{again}");
+    let user_id = user.id;
+    let matched = app
+        .db
+        .run(move |c| {
+            let host = url::Url::parse("https://A.EXÄMPLE.com./users/z").expect("URL");
+            let host = host.host_str().expect("host").to_owned();
+            Ok((
+                bridge::db::blocks::user_blocks(c, user_id, "https://a.example/u", &host)?,
+                bridge::db::blocks::user_blocks(c, user_id, "https://a.example/u", "example.com")?,
+            ))
+        })
+        .await
+        .expect("read");
+    assert_eq!(
+        matched,
+        (true, false),
+        "a subdomain in any spelling is blocked"
+    );
+    expect_status(
+        app.api(Method::DELETE, "/users/u1/blocks")
+            .json(&json!({"domain": "EXÄMPLE.com"})),
+        StatusCode::OK,
+    )
+    .await;
+
     expect_status(
         app.api(Method::DELETE, "/users/u1/blocks")
             .json(&json!({"actor": bob})),
@@ -540,14 +585,15 @@ async fn blocks(backend: Backend) {
         [
             ("Reject", &[format!("{carol}/inbox")][..]),
             ("Reject", &[format!("{dan}/inbox")][..]),
+            ("Reject", &[format!("{erin}/inbox")][..]),
             ("Reject", &[format!("{bob}/inbox")][..]),
             ("Block", &[format!("{bob}/inbox")][..]),
             ("Undo", &[format!("{bob}/inbox")][..]),
         ]
     );
-    assert_eq!(sent[3].payload["object"], bob.as_str());
-    assert_eq!(sent[4].payload["object"]["type"], "Block");
-    assert_eq!(sent[4].payload["object"]["id"], sent[3].payload["id"]);
+    assert_eq!(sent[4].payload["object"], bob.as_str());
+    assert_eq!(sent[5].payload["object"]["type"], "Block");
+    assert_eq!(sent[5].payload["object"]["id"], sent[4].payload["id"]);
     app.app.stop().await.expect("stops");
 }
 

@@ -3,7 +3,7 @@
 //! request, check its signature and answer what each test programs.
 
 use std::{
-    collections::{HashMap, VecDeque},
+    collections::{BTreeSet, HashMap, VecDeque},
     net::TcpListener,
     sync::{Arc, Mutex},
     time::{Duration, Instant, SystemTime},
@@ -15,14 +15,17 @@ use bridge::{
     db::{
         Database, activities,
         activities::{ActivityId, Priority},
+        blocks::InstanceBlockSeverity,
         deliveries, follows, hosts, keys, ledger, posts,
         posts::{FederationState, InteractionPolicy, PostInput, Visibility},
         remote_actors::{self, RemoteActorInput},
         schema::deliveries as deliveries_table,
+        user_blocks::BlockTarget,
         users::{self, ProfileInput, User},
     },
     federation::{begin_verify, outbound, urls::Urls},
-    opt_in::SharingState,
+    moderation::{BlockDomain, domain_blocks},
+    opt_in::{Initiator, SharingState, controls, lifecycle::Context},
 };
 use diesel::prelude::*;
 use integration_tests::{
@@ -41,6 +44,8 @@ enum Reply {
     Slow(Duration),
     /// Never answers in time.
     Hang,
+    /// Answers 202 at once, then drips its body a byte every 100 ms for a minute.
+    Drip,
 }
 
 /// One request a fake inbox received.
@@ -115,6 +120,19 @@ async fn inbox_handler(
         Reply::Hang => {
             tokio::time::sleep(Duration::from_secs(120)).await;
             HttpResponse::Accepted().finish()
+        }
+        Reply::Drip => {
+            let drops = futures_util::stream::unfold(0u32, |n| async move {
+                if n >= 600 {
+                    return None;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                Some((
+                    Ok::<_, std::convert::Infallible>(web::Bytes::from_static(b".")),
+                    n + 1,
+                ))
+            });
+            HttpResponse::Accepted().streaming(drops)
         }
     }
 }
@@ -745,6 +763,84 @@ async fn client_errors_are_final_body(test_db: TestDatabase) {
     inbox.stop().await;
 }
 
+on_both_backends!(
+    silent_dripping_and_unauthorized_inboxes_end_within_the_deadline,
+    misbehaving_inboxes_body
+);
+async fn misbehaving_inboxes_body(test_db: TestDatabase) {
+    let settings = settings(
+        &test_db,
+        &[
+            ("FEDIBRIDGE__DELIVERY__REQUEST_TIMEOUT_SECS", "1"),
+            ("FEDIBRIDGE__DELIVERY__LEASE_SECS", "5"),
+        ],
+    );
+    let urls = Urls::new(&settings.federation).expect("urls");
+    let db = database(&settings).await;
+    let (alice, _) = sharing_user(&db, "alice").await;
+    let post = federated_post(&db, &alice, "p1").await;
+    let inbox = FakeInbox::start().await;
+    inbox.program("/silent", &[Reply::Hang]);
+    inbox.program("/drip", &[Reply::Drip]);
+    inbox.program("/unauthorized", &[Reply::Status(401)]);
+    let paths = ["/silent", "/drip", "/unauthorized", "/fine"];
+    let targets: Vec<String> = paths.iter().map(|p| inbox.url(p)).collect();
+    let activity = queue(
+        &db,
+        &urls,
+        "Create",
+        &alice,
+        urls.note(&post.platform_post_id).as_str(),
+        &targets,
+    )
+    .await;
+    let started = Instant::now();
+    let bridge = Bridge::start(settings, &[Role::Delivery]).await;
+    // Invariant: every attempt ends within the request deadline, whatever the host does,
+    // and its outcome is recorded: a retry for silence and dripping, final for 401.
+    let deadline = Instant::now() + Duration::from_secs(8);
+    let rows = loop {
+        let rows = delivery_errors(&db, activity).await;
+        if rows.values().all(|(_, attempts, _)| *attempts >= 1) {
+            break rows;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "attempts not all recorded: {rows:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    for path in ["/silent", "/drip"] {
+        let (state, attempts, error) = &rows[&inbox.url(path)];
+        assert_eq!(
+            (state.as_str(), *attempts),
+            ("pending", 1),
+            "{path}: retried later"
+        );
+        let error = error.as_deref().unwrap_or_default();
+        assert!(error.contains("no answer within"), "{path}: {error}");
+    }
+    let unauthorized = delivery_rows(&db, activity)
+        .await
+        .into_iter()
+        .find(|r| r.0 == inbox.url("/unauthorized"))
+        .expect("row");
+    assert_eq!(
+        (unauthorized.1.as_str(), unauthorized.3),
+        ("failed", Some(401)),
+        "refused for good, never retried"
+    );
+    assert_eq!(rows[&inbox.url("/fine")].0, "delivered");
+    assert_eq!(inbox.received_at("/unauthorized").len(), 1);
+    bridge.stop().await;
+    inbox.stop().await;
+}
+
 on_both_backends!(slow_and_dead_hosts_do_not_delay_others, isolation_body);
 async fn isolation_body(test_db: TestDatabase) {
     let settings = settings(
@@ -891,6 +987,268 @@ async fn consent_body(test_db: TestDatabase) {
     assert_eq!(kinds, ["Delete", "Delete"], "only the Delete left");
     bridge.stop().await;
     inbox.stop().await;
+}
+
+/// (state, attempts, last_error) of every delivery of `activity`, by inbox.
+async fn delivery_errors(
+    db: &Database,
+    activity: ActivityId,
+) -> HashMap<String, (String, i32, Option<String>)> {
+    db.run(move |c| {
+        let rows: Vec<(String, String, i32, Option<String>)> = deliveries_table::table
+            .filter(deliveries_table::activity_id.eq(activity.0))
+            .select((
+                deliveries_table::inbox,
+                deliveries_table::state,
+                deliveries_table::attempts,
+                deliveries_table::last_error,
+            ))
+            .load(c)?;
+        Ok(rows
+            .into_iter()
+            .map(|(inbox, state, attempts, error)| (inbox, (state, attempts, error)))
+            .collect())
+    })
+    .await
+    .expect("deliveries read")
+}
+
+/// Waits until no delivery at all is pending.
+async fn all_settled(db: &Database, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    loop {
+        let pending = db.run(deliveries::pending_count).await.expect("count");
+        if pending == 0 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{pending} still pending");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// (activity type, actor) of every request `path` received.
+fn kinds_at(server: &FakeInbox, path: &str) -> BTreeSet<(String, String)> {
+    server
+        .received_at(path)
+        .iter()
+        .map(|r| {
+            let json = r.json();
+            (
+                json["type"].as_str().expect("type").to_owned(),
+                json["actor"].as_str().expect("actor").to_owned(),
+            )
+        })
+        .collect()
+}
+
+on_both_backends!(
+    a_server_rejected_after_queueing_gets_no_content,
+    server_block_body
+);
+async fn server_block_body(test_db: TestDatabase) {
+    let settings = settings(&test_db, &[]);
+    let urls = Urls::new(&settings.federation).expect("urls");
+    let db = database(&settings).await;
+    let (alice, _) = sharing_user(&db, "alice").await;
+    let post = federated_post(&db, &alice, "p1").await;
+    let note = urls.note(&post.platform_post_id).to_string();
+    let blocked = FakeInbox::start().await;
+    let open = FakeInbox::start().await;
+    // Reached by name: blocks name domains, not addresses.
+    let blocked_inbox = format!("http://localhost:{}/inbox", blocked.port);
+    // A subdomain of the blocked server. It does not resolve: were it not dropped, its
+    // delivery would fail and stay pending for a retry.
+    let subdomain_inbox = format!("http://mirror.localhost:{}/inbox", blocked.port);
+    let open_inbox = open.url("/inbox");
+    let targets = [
+        blocked_inbox.clone(),
+        subdomain_inbox.clone(),
+        open_inbox.clone(),
+    ];
+    let create = queue(&db, &urls, "Create", &alice, &note, &targets).await;
+    let announce = queue(&db, &urls, "Announce", &alice, &note, &targets).await;
+    let delete = queue(
+        &db,
+        &urls,
+        "Delete",
+        &alice,
+        &note,
+        std::slice::from_ref(&blocked_inbox),
+    )
+    .await;
+
+    // Queued, not yet sent: the operator rejects the server, spelled any way.
+    let (rules, block_urls) = (settings.sharing.clone(), urls.clone());
+    db.write(move |c| {
+        let cx = Context {
+            rules: &rules,
+            urls: &block_urls,
+            initiator: Initiator::Operator,
+            now: bridge::db::now_millis(),
+        };
+        let domain = BlockDomain::parse("LocalHost.").expect("a domain");
+        domain_blocks::add(c, &domain, InstanceBlockSeverity::Reject, None, cx)
+    })
+    .await
+    .expect("blocked");
+
+    let bridge = Bridge::start(settings, &[Role::Delivery]).await;
+    for activity in [create, announce, delete] {
+        settled(&db, activity, Duration::from_secs(10)).await;
+    }
+    let actor = urls.actor(&alice.platform_user_id).to_string();
+    assert_eq!(
+        kinds_at(&blocked, "/inbox"),
+        BTreeSet::from([("Delete".to_owned(), actor.clone())]),
+        "only the Delete reached the blocked server"
+    );
+    assert_eq!(
+        kinds_at(&open, "/inbox"),
+        BTreeSet::from([
+            ("Announce".to_owned(), actor.clone()),
+            ("Create".to_owned(), actor.clone())
+        ]),
+        "other servers get everything"
+    );
+    for activity in [create, announce] {
+        let rows = delivery_errors(&db, activity).await;
+        for inbox in [&blocked_inbox, &subdomain_inbox] {
+            assert_eq!(
+                rows[inbox],
+                ("dropped".to_owned(), 0, Some("server blocked".to_owned())),
+                "{inbox}"
+            );
+        }
+        assert_eq!(rows[&open_inbox].0, "delivered");
+    }
+    assert_eq!(
+        delivery_errors(&db, delete).await[&blocked_inbox].0,
+        "delivered"
+    );
+    bridge.stop().await;
+    blocked.stop().await;
+    open.stop().await;
+}
+
+on_both_backends!(
+    an_authors_block_after_queueing_stops_her_content_there,
+    author_block_body
+);
+async fn author_block_body(test_db: TestDatabase) {
+    let settings = settings(&test_db, &[]);
+    let urls = Urls::new(&settings.federation).expect("urls");
+    let db = database(&settings).await;
+    let (alice, _) = sharing_user(&db, "alice").await;
+    let (bob, _) = sharing_user(&db, "bob").await;
+    let alices = federated_post(&db, &alice, "a1").await;
+    let bobs = federated_post(&db, &bob, "b1").await;
+    // Eve and frank live on `one`, which also has a shared inbox; `two` is reached by name.
+    let one = FakeInbox::start().await;
+    let two = FakeInbox::start().await;
+    let eve = one.url("/users/eve");
+    let eve_input = RemoteActorInput {
+        ap_id: eve.clone(),
+        host: one.authority(),
+        kind: "Person".into(),
+        preferred_username: Some("eve".into()),
+        name: None,
+        url: None,
+        icon_url: None,
+        inbox: one.url("/users/eve/inbox"),
+        shared_inbox: Some(one.url("/inbox")),
+        public_key_id: None,
+        public_key_pem: None,
+        moved_to: None,
+    };
+    db.write(move |c| remote_actors::upsert(c, &eve_input, bridge::db::now_millis()))
+        .await
+        .expect("eve stored");
+    let (eve_inbox, frank_inbox, shared_inbox, two_inbox) = (
+        one.url("/users/eve/inbox"),
+        one.url("/users/frank/inbox"),
+        one.url("/inbox"),
+        format!("http://localhost:{}/inbox", two.port),
+    );
+    let targets = [
+        eve_inbox.clone(),
+        frank_inbox.clone(),
+        shared_inbox.clone(),
+        two_inbox.clone(),
+    ];
+    let alices_note = urls.note(&alices.platform_post_id).to_string();
+    let bobs_note = urls.note(&bobs.platform_post_id).to_string();
+    let from_alice = queue(&db, &urls, "Create", &alice, &alices_note, &targets).await;
+    let from_bob = queue(&db, &urls, "Create", &bob, &bobs_note, &targets).await;
+
+    // Queued, not yet sent: alice blocks eve, and `two` spelled any way.
+    let (rules, block_urls) = (settings.sharing.clone(), urls.clone());
+    let (blocker, blocked_actor) = (alice.clone(), eve.clone());
+    db.write(move |c| {
+        let cx = Context {
+            rules: &rules,
+            urls: &block_urls,
+            initiator: Initiator::User,
+            now: bridge::db::now_millis(),
+        };
+        let domain = BlockDomain::parse("LocalHost.").expect("a domain");
+        controls::block(c, &blocker, &BlockTarget::Actor(blocked_actor), cx)?;
+        controls::block(c, &blocker, &BlockTarget::Domain(domain), cx)
+    })
+    .await
+    .expect("blocked");
+
+    let bridge = Bridge::start(settings, &[Role::Delivery]).await;
+    all_settled(&db, Duration::from_secs(10)).await;
+    let (alice_actor, bob_actor) = (
+        urls.actor(&alice.platform_user_id).to_string(),
+        urls.actor(&bob.platform_user_id).to_string(),
+    );
+    let create = |actor: &str| ("Create".to_owned(), actor.to_owned());
+    assert_eq!(
+        kinds_at(&one, "/users/eve/inbox"),
+        BTreeSet::from([
+            create(&bob_actor),
+            ("Block".to_owned(), alice_actor.clone())
+        ]),
+        "eve gets alice's Block, not her post"
+    );
+    for path in ["/users/frank/inbox", "/inbox"] {
+        assert_eq!(
+            kinds_at(&one, path),
+            BTreeSet::from([create(&alice_actor), create(&bob_actor)]),
+            "{path}: an account block stops only that account's own inbox"
+        );
+    }
+    assert_eq!(
+        kinds_at(&two, "/inbox"),
+        BTreeSet::from([create(&bob_actor)]),
+        "the server alice blocked gets only bob's post"
+    );
+    let rows = delivery_errors(&db, from_alice).await;
+    assert_eq!(
+        rows[&eve_inbox],
+        (
+            "dropped".to_owned(),
+            0,
+            Some("account blocked by the author".to_owned())
+        )
+    );
+    assert_eq!(
+        rows[&two_inbox],
+        (
+            "dropped".to_owned(),
+            0,
+            Some("server blocked by the author".to_owned())
+        )
+    );
+    for inbox in [&frank_inbox, &shared_inbox] {
+        assert_eq!(rows[inbox].0, "delivered", "{inbox}");
+    }
+    let rows = delivery_errors(&db, from_bob).await;
+    assert!(rows.values().all(|r| r.0 == "delivered"), "{rows:?}");
+    bridge.stop().await;
+    one.stop().await;
+    two.stop().await;
 }
 
 on_both_backends!(a_crash_mid_fan_out_is_resumed, crash_body);
@@ -1088,6 +1446,12 @@ async fn peer_body(test_db: TestDatabase) {
         });
     assert_eq!(create.actor, urls.actor("alice"));
     assert_eq!(create.object["content"], "<p>hello fediverse</p>");
+    for field in ["bto", "bcc"] {
+        assert!(
+            create.json.get(field).is_none() && create.object.get(field).is_none(),
+            "{field} is never sent"
+        );
+    }
     settled(&db, activity, Duration::from_secs(5)).await;
     let rows = delivery_rows(&db, activity).await;
     assert_eq!(rows.len(), 1);

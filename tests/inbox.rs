@@ -560,9 +560,11 @@ async fn blocked_servers_and_accounts_are_refused() {
     let now = SystemTime::now();
     let eve = remote.actor("eve");
 
-    // The user blocks the peer's server: its Follow is answered with a Reject.
+    // The user blocks the peer's server, spelled as a person might: its Follow is answered
+    // with a Reject, since the block is stored in the form hosts are matched in.
     let user = bridge.user.id;
-    let peer_domain = peer.domain();
+    let peer_domain = bridge::moderation::BlockDomain::parse("LocalHost.").expect("a domain");
+    assert!(peer.domain().starts_with("localhost:"), "{}", peer.domain());
     bridge
         .db
         .write(move |c| {
@@ -866,6 +868,30 @@ async fn every_kind_of_activity_reaches_the_platform() {
     let (kind, data) = last(&bridge.messages().await);
     assert_eq!(kind, "quote.received");
     assert_eq!(data["data"]["post_id"], json!("p1"));
+    // Mallory, on the same server, can neither edit nor delete eve's quote: each actor
+    // only reaches the interactions it made itself.
+    let before = bridge.message_types().await.len();
+    let eves = format!("{eve}/notes/2");
+    send(
+        "mallory",
+        json!({
+            "id": format!("{mallory}#update-eves"), "type": "Update", "actor": mallory,
+            "object": {
+                "id": eves, "type": "Note", "attributedTo": mallory,
+                "content": "<p>forged</p>", "quoteUrl": bridge.note(), "to": [public]
+            }
+        }),
+    )
+    .await;
+    send(
+        "mallory",
+        json!({
+            "id": format!("{mallory}#delete-eves"), "type": "Delete", "actor": mallory,
+            "object": {"id": eves, "type": "Tombstone"}
+        }),
+    )
+    .await;
+    assert_eq!(bridge.message_types().await.len(), before);
     // A Note about someone else's post concerns nobody here.
     let before = bridge.message_types().await.len();
     send(

@@ -458,3 +458,77 @@ async fn batches_apply_in_order_and_skip_only_what_has_no_effect(db: TestDatabas
     app.stop().await.expect("stop");
 }
 on_both_backends!(batches_apply_in_order_and_skip_only_what_has_no_effect);
+
+/// `event` as if it had happened at `occurred_at`.
+fn at(mut event: Value, occurred_at: &str) -> Value {
+    event["occurred_at"] = Value::String(occurred_at.to_owned());
+    event
+}
+
+/// One user's events arrive in order, except one whose storage kept failing, which is
+/// retried after later ones (the contract's exception). Such a late event must not undo a
+/// later one: invariant, nothing the author has since made private or deleted is ever
+/// published.
+async fn late_events_do_not_undo_later_ones(db: TestDatabase) {
+    let app = TestApp::spawn(test_settings(&db, &[])).await;
+    for event in [
+        events::eligible_user("e1", "u1", "ada"),
+        events::sharing_on("e2", "u1"),
+    ] {
+        assert_eq!(result_of(&app, &event).await, "applied");
+    }
+
+    // The post was made private at 00:05; its public creation at 00:03 comes late.
+    let private = at(
+        events::post("e3", "post.updated", "u1", "p1", "hidden now", "private"),
+        "2026-01-01T00:00:05Z",
+    );
+    assert_eq!(result_of(&app, &private).await, "applied");
+    let created = at(
+        events::post("e4", "post.created", "u1", "p1", "first version", "public"),
+        "2026-01-01T00:00:03Z",
+    );
+    assert_eq!(result_of(&app, &created).await, "ignored");
+    assert_eq!(app.ap_get("/posts/p1").await.status(), 404);
+
+    // The post was deleted at 00:06; its creation at 00:04 comes late.
+    let deleted = at(
+        events::post_deleted("e5", "u1", "p2"),
+        "2026-01-01T00:00:06Z",
+    );
+    assert_eq!(result_of(&app, &deleted).await, "applied");
+    let created = at(
+        events::post("e6", "post.created", "u1", "p2", "deleted since", "public"),
+        "2026-01-01T00:00:04Z",
+    );
+    assert_eq!(result_of(&app, &created).await, "ignored");
+    assert_eq!(app.ap_get("/posts/p2").await.status(), 404);
+    assert!(
+        activity_kinds(&app).await.is_empty(),
+        "nothing was published"
+    );
+
+    // Events in order still apply, including two in the same second.
+    let fresh = at(
+        events::post("e7", "post.created", "u1", "p3", "hello", "public"),
+        "2026-01-01T00:00:07Z",
+    );
+    let edit = at(
+        events::post("e8", "post.updated", "u1", "p3", "hello again", "public"),
+        "2026-01-01T00:00:07Z",
+    );
+    assert_eq!(result_of(&app, &fresh).await, "applied");
+    assert_eq!(result_of(&app, &edit).await, "applied");
+    // A stale edit does not overwrite the newer text.
+    let stale = at(
+        events::post("e9", "post.updated", "u1", "p3", "stale", "public"),
+        "2026-01-01T00:00:06Z",
+    );
+    assert_eq!(result_of(&app, &stale).await, "ignored");
+    let note: Value = app.ap_get("/posts/p3").await.json().await.expect("note");
+    let content = note["content"].as_str().expect("content");
+    assert!(content.contains("hello again"), "{content}");
+    assert_eq!(activity_kinds(&app).await, ["Create", "Update"]);
+    app.stop().await.expect("stop");
+}
+on_both_backends!(late_events_do_not_undo_later_ones);

@@ -269,10 +269,25 @@ fn apply_event(
             lifecycle::turn_off(conn, &user, cx)?;
             Ok(Handled::Applied)
         }
-        InboundPayload::PostCreated(post) => apply_post(conn, post, true, urls, now),
-        InboundPayload::PostUpdated(post) => apply_post(conn, post, false, urls, now),
+        InboundPayload::PostCreated(post) => apply_post(conn, post, true, urls, occurred, now),
+        InboundPayload::PostUpdated(post) => apply_post(conn, post, false, urls, occurred, now),
         InboundPayload::PostDeleted(deleted) => {
             let Some(post) = posts::find_by_platform_id(conn, deleted.post_id.as_str())? else {
+                // Deleted before the bridge heard of it: its creation, retried after this
+                // (see `apply_post`), must find it deleted. Posts of people who do not
+                // share are never stored, so neither are their deletions.
+                if let Some(author) = users::find_by_platform_id(conn, deleted.author_id.as_str())?
+                    .filter(|a| a.sharing() != SharingState::Off)
+                {
+                    posts::insert_tombstone(
+                        conn,
+                        author.id,
+                        deleted.post_id.as_str(),
+                        occurred,
+                        now,
+                    )?;
+                    return Ok(Handled::Applied);
+                }
                 return Ok(Handled::Ignored);
             };
             let Some(author) = users::find(conn, post.user_id)? else {
@@ -399,17 +414,29 @@ fn mention(
     })
 }
 
+/// Stores a post from `post.created` or `post.updated` and federates what changed.
+///
+/// One user's events arrive in order, except one retried after a later one (the contract's
+/// exception, when storage kept failing). Such a late event must not undo the later one:
+/// a deleted post stays deleted, and an older version never overwrites a newer one (it
+/// would make a post public again that its author has made private since).
 fn apply_post(
     conn: &mut AnyConnection,
     post: &contract::Post,
     created: bool,
     urls: &Urls,
+    occurred: i64,
     now: i64,
 ) -> Result<Handled, Error> {
     let Some(author) = users::find_by_platform_id(conn, post.author_id.as_str())? else {
         return Ok(Handled::Ignored);
     };
     let existing = posts::find_by_platform_id(conn, post.post_id.as_str())?;
+    if existing.as_ref().is_some_and(|p| {
+        p.deleted_at.is_some() || p.last_event_at.is_some_and(|last| last > occurred)
+    }) {
+        return Ok(Handled::Ignored);
+    }
     // Content of people who do not share is never stored: nothing to leak later.
     if author.sharing() == SharingState::Off && existing.is_none() {
         return Ok(Handled::Ignored);
@@ -456,6 +483,7 @@ fn apply_post(
         edited_at: post.edited_at.map(millis),
     };
     let (stored, _) = posts::upsert(conn, author.id, &input, now)?;
+    posts::set_last_event_at(conn, stored.id, occurred)?;
     match (created, stored.federation()) {
         (true, FederationState::Never) => {
             outbound::publish_post(conn, &stored, &author, urls, now)?;

@@ -64,7 +64,8 @@ pub struct Metrics {
 /// remote servers, and one series per host would grow without bound.
 #[derive(Clone)]
 pub struct DeliveryMetrics {
-    /// Deliveries by `outcome`: delivered, refused, gone, retry, expired, dropped, deferred.
+    /// Deliveries by `outcome`: delivered, refused, gone, retry, expired, dropped, blocked,
+    /// deferred.
     pub outcomes: IntCounterVec,
     /// Failed attempts by `reason`: timeout, transport, status_408, status_429, status_5xx.
     pub failures: IntCounterVec,

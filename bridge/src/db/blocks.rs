@@ -1,6 +1,8 @@
 //! Blocks: whole servers by the administrator (`instance_blocks`) and remote accounts or
 //! servers by a user (`user_blocks`).
 
+use std::collections::HashSet;
+
 use diesel::prelude::*;
 
 use super::{
@@ -54,7 +56,7 @@ pub fn normalize_domain(domain: &str) -> String {
 
 /// `host`, then each parent domain (`a.b.example` → `b.example` → `example`), since a
 /// block of a server covers its subdomains, as on Mastodon.
-fn domain_and_parents(host: &str) -> Vec<String> {
+pub fn domain_and_parents(host: &str) -> Vec<String> {
     let host = normalize_domain(host);
     let mut domains = vec![host.clone()];
     let mut rest = host.as_str();
@@ -110,6 +112,27 @@ pub fn find_instance_block(
 /// Whether `host` is `domain` or one of its subdomains (any port).
 pub fn domain_covers(domain: &str, host: &str) -> bool {
     domain_and_parents(host).iter().any(|d| d == domain)
+}
+
+/// Whether `host` (or a parent domain of it) is one of `domains`, which are stored blocks
+/// in their normalized form: the same rule as [`instance_block_for`] and [`user_blocks`],
+/// against a set loaded once.
+pub fn any_covers(domains: &HashSet<String>, host: &str) -> bool {
+    !domains.is_empty() && domain_and_parents(host).iter().any(|d| domains.contains(d))
+}
+
+/// Every domain blocked with severity `reject` (each covers its subdomains).
+pub fn rejected_domains(conn: &mut AnyConnection) -> Result<HashSet<String>, Error> {
+    let rows: Vec<(String, String)> = instance_blocks::table
+        .select((instance_blocks::domain, instance_blocks::severity))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .filter(|(_, severity)| {
+            InstanceBlockSeverity::parse(severity) == InstanceBlockSeverity::Reject
+        })
+        .map(|(domain, _)| domain)
+        .collect())
 }
 
 /// Blocks (or re-blocks with a new severity) a server.
@@ -202,5 +225,25 @@ mod tests {
             domain_and_parents("a.evil.example:80"),
             vec!["a.evil.example", "evil.example", "example"]
         );
+    }
+
+    #[test]
+    fn a_set_of_blocked_domains_covers_their_subdomains_in_any_spelling() {
+        let blocked = HashSet::from([
+            "evil.example".to_owned(),
+            "xn--bcher-kva.example".to_owned(),
+        ]);
+        for host in [
+            "evil.example",
+            "A.Evil.Example.:8443",
+            "bücher.example",
+            "m.xn--bcher-kva.example",
+        ] {
+            assert!(any_covers(&blocked, host), "{host}");
+        }
+        for host in ["notevil.example", "evil.example.org", "example", ""] {
+            assert!(!any_covers(&blocked, host), "{host}");
+        }
+        assert!(!any_covers(&HashSet::new(), "evil.example"));
     }
 }

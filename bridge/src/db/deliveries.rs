@@ -25,7 +25,8 @@ pub enum DeliveryState {
     Failed,
     /// Retried until its time ran out.
     Expired,
-    /// Not sent: consent or visibility was withdrawn before send time.
+    /// Not sent: consent or visibility was withdrawn, or the inbox blocked, before send
+    /// time.
     Dropped,
 }
 
@@ -381,6 +382,30 @@ pub fn drop_pending_for_activity(
         deliveries::lease_until.eq(None::<i64>),
     ))
     .execute(conn)?)
+}
+
+/// Drops one pending delivery whose inbox was blocked after it was queued; `reason` is
+/// kept as its `last_error`. No attempt is counted: nothing was sent.
+pub fn drop_blocked(
+    conn: &mut AnyConnection,
+    id: i64,
+    reason: &str,
+    now: i64,
+) -> Result<(), Error> {
+    diesel::update(
+        deliveries::table
+            .find(id)
+            .filter(deliveries::state.eq(DeliveryState::Pending.as_str())),
+    )
+    .set((
+        deliveries::state.eq(DeliveryState::Dropped.as_str()),
+        deliveries::last_error.eq(reason),
+        deliveries::finished_at.eq(now),
+        deliveries::lease_owner.eq(None::<String>),
+        deliveries::lease_until.eq(None::<i64>),
+    ))
+    .execute(conn)?;
+    Ok(())
 }
 
 /// How many deliveries are still pending.

@@ -46,19 +46,15 @@ pub fn by_actor_url(
         .optional()?)
 }
 
-/// Every follow (pending or accepted) of `user` by actors on `host`.
-pub fn on_host(
+/// Every follow (pending or accepted) of `user` by actors on `domain` or one of its
+/// subdomains: what the user's block of a server severs. `domain` is in its stored
+/// (normalized) form.
+pub fn on_domain(
     conn: &mut AnyConnection,
     user: UserId,
-    host: &str,
+    domain: &str,
 ) -> Result<Vec<(Follow, RemoteActor)>, Error> {
-    Ok(follows::table
-        .inner_join(remote_actors::table)
-        .filter(follows::user_id.eq(user.0))
-        .filter(remote_actors::host.eq(host.to_lowercase()))
-        .order(follows::id.asc())
-        .select((Follow::as_select(), RemoteActor::as_select()))
-        .load(conn)?)
+    covered(conn, Some(user), domain)
 }
 
 /// Every follow (pending or accepted), of any user, by actors on `domain` or one of its
@@ -67,9 +63,19 @@ pub fn from_domain(
     conn: &mut AnyConnection,
     domain: &str,
 ) -> Result<Vec<(Follow, RemoteActor)>, Error> {
+    covered(conn, None, domain)
+}
+
+/// Follows (of `user`, or of anyone) by actors on `domain` or its subdomains, by the rule
+/// blocks are matched with.
+fn covered(
+    conn: &mut AnyConnection,
+    user: Option<UserId>,
+    domain: &str,
+) -> Result<Vec<(Follow, RemoteActor)>, Error> {
     // Hosts are stored with their port; LIKE narrows the rows down (its `_` wildcard may let
     // a few too many through), the exact rule decides.
-    let rows: Vec<(Follow, RemoteActor)> = follows::table
+    let mut query = follows::table
         .inner_join(remote_actors::table)
         .filter(
             remote_actors::host
@@ -80,7 +86,11 @@ pub fn from_domain(
         )
         .order(follows::id.asc())
         .select((Follow::as_select(), RemoteActor::as_select()))
-        .load(conn)?;
+        .into_boxed();
+    if let Some(user) = user {
+        query = query.filter(follows::user_id.eq(user.0));
+    }
+    let rows: Vec<(Follow, RemoteActor)> = query.load(conn)?;
     Ok(rows
         .into_iter()
         .filter(|(_, actor)| super::blocks::domain_covers(domain, &actor.host))

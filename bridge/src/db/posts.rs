@@ -226,6 +226,8 @@ pub struct Post {
     pub created_at: i64,
     /// Last change (ms).
     pub updated_at: i64,
+    /// `occurred_at` of the last platform event applied to it (ms), for ordering.
+    pub last_event_at: Option<i64>,
 }
 
 impl Post {
@@ -452,6 +454,39 @@ pub fn set_federation_state(
 pub fn mark_deleted(conn: &mut AnyConnection, id: PostId, now: i64) -> Result<(), Error> {
     diesel::update(posts::table.find(id.0))
         .set((posts::deleted_at.eq(now), posts::updated_at.eq(now)))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Records `occurred_at` of the platform event just applied to a post.
+pub fn set_last_event_at(conn: &mut AnyConnection, id: PostId, at: i64) -> Result<(), Error> {
+    diesel::update(posts::table.find(id.0))
+        .set(posts::last_event_at.eq(at))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Remembers that the platform deleted a post the bridge never heard of, without any of
+/// its content: its `post.created`, retried after the deletion, must not publish it.
+pub fn insert_tombstone(
+    conn: &mut AnyConnection,
+    author: UserId,
+    platform_post_id: &str,
+    occurred: i64,
+    now: i64,
+) -> Result<(), Error> {
+    diesel::insert_into(posts::table)
+        .values((
+            posts::platform_post_id.eq(platform_post_id),
+            posts::user_id.eq(author.0),
+            posts::visibility.eq(Visibility::Private.as_str()),
+            posts::federation_state.eq(FederationState::Deleted.as_str()),
+            posts::published_at.eq(occurred),
+            posts::deleted_at.eq(now),
+            posts::last_event_at.eq(occurred),
+            posts::created_at.eq(now),
+            posts::updated_at.eq(now),
+        ))
         .execute(conn)?;
     Ok(())
 }

@@ -80,6 +80,7 @@ diesel::table! {
         deleted_at -> Nullable<BigInt>,
         created_at -> BigInt,
         updated_at -> BigInt,
+        last_event_at -> Nullable<BigInt>,
     }
 }
 

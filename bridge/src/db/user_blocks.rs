@@ -1,23 +1,23 @@
 //! Accounts and servers a user blocked: they may not follow or reach that user.
 
 use diesel::prelude::*;
-use serde::{Deserialize, Serialize};
 
 use super::{
     AnyConnection,
-    schema::{activities, user_blocks},
+    schema::{activities, remote_actors, user_blocks},
     users::UserId,
 };
-use crate::error::Error;
+use crate::{error::Error, moderation::BlockDomain};
 
 /// What a block names.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BlockTarget {
     /// One remote actor, by its URL.
     Actor(String),
-    /// Every account on a server, by its host name.
-    Domain(String),
+    /// Every account on a server and its subdomains, in the one form server blocks are
+    /// stored and matched in too (lowercase punycode, no trailing dot), so that no
+    /// spelling of a domain escapes its block.
+    Domain(BlockDomain),
 }
 
 impl BlockTarget {
@@ -29,12 +29,11 @@ impl BlockTarget {
         }
     }
 
-    /// The actor URL or the host.
-    pub fn value(&self) -> String {
+    /// The actor URL or the domain, as stored.
+    pub fn value(&self) -> &str {
         match self {
-            Self::Actor(v) => v.clone(),
-            // Stored in the one form the inbox matches against (see `blocks`).
-            Self::Domain(v) => super::blocks::normalize_domain(v),
+            Self::Actor(v) => v,
+            Self::Domain(v) => v.as_str(),
         }
     }
 }
@@ -53,17 +52,6 @@ pub struct UserBlock {
     pub target: String,
     /// When (ms).
     pub created_at: i64,
-}
-
-impl UserBlock {
-    /// The target, typed.
-    pub fn target(&self) -> BlockTarget {
-        if self.target_kind == "domain" {
-            BlockTarget::Domain(self.target.clone())
-        } else {
-            BlockTarget::Actor(self.target.clone())
-        }
-    }
 }
 
 /// Adds a block; returns `false` when it already existed.
@@ -105,6 +93,45 @@ pub fn list(conn: &mut AnyConnection, user: UserId) -> Result<Vec<UserBlock>, Er
         .order(user_blocks::id.asc())
         .select(UserBlock::as_select())
         .load(conn)?)
+}
+
+/// The domains each of `users` blocks: (user, domain), domains in their stored form.
+pub fn blocked_domains(
+    conn: &mut AnyConnection,
+    users: &[i64],
+) -> Result<Vec<(i64, String)>, Error> {
+    let mut rows = Vec::new();
+    // Chunks keep each statement under SQLite's bound-parameter limit.
+    for chunk in users.chunks(500) {
+        rows.extend(
+            user_blocks::table
+                .filter(user_blocks::user_id.eq_any(chunk))
+                .filter(user_blocks::target_kind.eq("domain"))
+                .select((user_blocks::user_id, user_blocks::target))
+                .load::<(i64, String)>(conn)?,
+        );
+    }
+    Ok(rows)
+}
+
+/// The personal inboxes of the known accounts each of `users` blocks: (user, inbox).
+/// Blocked accounts the bridge never saw have no inbox anything could be queued for.
+pub fn blocked_actor_inboxes(
+    conn: &mut AnyConnection,
+    users: &[i64],
+) -> Result<Vec<(i64, String)>, Error> {
+    let mut rows = Vec::new();
+    for chunk in users.chunks(500) {
+        rows.extend(
+            user_blocks::table
+                .inner_join(remote_actors::table.on(remote_actors::ap_id.eq(user_blocks::target)))
+                .filter(user_blocks::user_id.eq_any(chunk))
+                .filter(user_blocks::target_kind.eq("actor"))
+                .select((user_blocks::user_id, remote_actors::inbox))
+                .load::<(i64, String)>(conn)?,
+        );
+    }
+    Ok(rows)
 }
 
 /// The id of the latest `Block` activity `user` sent to `actor_ap_id` (needed to undo it).

@@ -1,11 +1,17 @@
-//! One delivery attempt: the checks at send time, then the signed POST, then its verdict.
+//! One delivery attempt: the checks at send time (order, consent, blocks), then the signed
+//! POST, then its verdict.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    collections::{BTreeSet, HashSet},
+    sync::Arc,
+    time::Duration,
+};
 
 use bytes::Bytes;
 use url::Url;
 
 use super::{
+    blocks::{self, Blocked},
     cache::{ActivityContext, Caches},
     consent::{self, Consent},
     outcome::{LedgerEntry, Outcome},
@@ -13,7 +19,8 @@ use super::{
 };
 use crate::{
     db::{
-        AnyConnection, Database, activities,
+        AnyConnection, Database,
+        activities::{self, ActivityId},
         deliveries::{self, ClaimedDelivery},
         keys,
         users::{self, UserId},
@@ -56,6 +63,7 @@ enum Prepared {
     },
     Wait(i64),
     Withhold(consent::Withheld),
+    Blocked(Blocked),
     Broken(String),
 }
 
@@ -95,6 +103,18 @@ pub async fn run(sender: Arc<Sender>, delivery: ClaimedDelivery) -> Outcome {
                 activity: delivery.activity_id,
             }
         }
+        Ok(Prepared::Blocked(why)) => {
+            tracing::info!(
+                delivery = delivery.id,
+                inbox = %delivery.inbox,
+                reason = why.as_str(),
+                "inbox blocked since the delivery was queued; not sent"
+            );
+            Outcome::Blocked {
+                id: delivery.id,
+                why,
+            }
+        }
         Ok(Prepared::Broken(error)) => Outcome::Refused {
             id: delivery.id,
             status: None,
@@ -116,17 +136,26 @@ pub async fn run(sender: Arc<Sender>, delivery: ClaimedDelivery) -> Outcome {
 }
 
 /// Loads what the sends of a claim round will need (activity, consent verdict, key) for
-/// every activity not yet cached, in one database call, before the sends start: otherwise
-/// the first few hundred sends of a fan-out all miss the caches at once and queue for the
-/// connection pool to load the same rows.
+/// every activity not yet cached, and the blocks when their snapshot is getting old, in one
+/// database call, before the sends start: otherwise the first few hundred sends of a
+/// fan-out all miss the caches at once and queue for the connection pool to load the same
+/// rows.
 pub async fn warm(sender: &Arc<Sender>, claimed: &[ClaimedDelivery]) {
-    let mut seen = std::collections::HashSet::new();
+    let mut seen = HashSet::new();
     let cold: Vec<ClaimedDelivery> = claimed
         .iter()
         .filter(|d| seen.insert(d.activity_id) && sender.caches.activity(d.activity_id).is_none())
         .cloned()
         .collect();
-    if cold.is_empty() {
+    // Activities whose deliveries here are checked against blocks (retractions are not).
+    let mut seen = HashSet::new();
+    let checked: Vec<ActivityId> = claimed
+        .iter()
+        .filter(|d| !blocks::retracts(&d.kind) && seen.insert(d.activity_id))
+        .map(|d| d.activity_id)
+        .collect();
+    let servers_due = !checked.is_empty() && sender.caches.blocks.servers_due();
+    if cold.is_empty() && !servers_due && authors_due(&sender.caches, &checked).is_empty() {
         return;
     }
     let warmed = Arc::clone(sender);
@@ -134,8 +163,15 @@ pub async fn warm(sender: &Arc<Sender>, claimed: &[ClaimedDelivery]) {
         .db
         .run(move |c| {
             for delivery in &cold {
-                load(c, &warmed, delivery)?;
+                // Only the caches matter here; each send reads its verdict from them.
+                let _verdict = load_shared(c, &warmed, delivery)?;
             }
+            if servers_due {
+                warmed.caches.blocks.load_servers(c)?;
+            }
+            // Authors of the activities just loaded are known only now.
+            let authors = authors_due(&warmed.caches, &checked);
+            warmed.caches.blocks.load_authors(c, &authors)?;
             Ok(())
         })
         .await;
@@ -143,6 +179,16 @@ pub async fn warm(sender: &Arc<Sender>, claimed: &[ClaimedDelivery]) {
         // Each send loads what it needs itself, and reports the failure there.
         tracing::debug!(%error, "warming the delivery caches failed");
     }
+}
+
+/// The authors of `activities` (those cached) whose blocks a claim round should reload.
+fn authors_due(caches: &Caches, activities: &[ActivityId]) -> Vec<i64> {
+    let authors: BTreeSet<i64> = activities
+        .iter()
+        .filter_map(|id| caches.activity(*id)?.user_id)
+        .filter(|user| caches.blocks.author_due(*user))
+        .collect();
+    authors.into_iter().collect()
 }
 
 /// Whether this delivery must wait for an older activity about the same object.
@@ -164,11 +210,72 @@ fn prepare_cached(sender: &Sender, delivery: &ClaimedDelivery) -> Option<Prepare
         return Some(Prepared::Withhold(why));
     }
     let key = sender.caches.key(context.user_id)?;
+    if let Some(why) = cached_block(sender, delivery, context.user_id)? {
+        return Some(Prepared::Blocked(why));
+    }
     Some(Prepared::Send {
         payload: context.payload.clone(),
         key,
         ledger: ledger_entry(sender, delivery, context.user_id.map(UserId)),
     })
+}
+
+/// Whether the inbox is blocked for this delivery, from the block snapshots alone; `None`
+/// when one it needs is missing or too old.
+fn cached_block(
+    sender: &Sender,
+    delivery: &ClaimedDelivery,
+    user: Option<i64>,
+) -> Option<Option<Blocked>> {
+    if blocks::retracts(&delivery.kind) {
+        return Some(None);
+    }
+    let servers = sender.caches.blocks.servers()?;
+    let author = match user {
+        Some(user) => Some(sender.caches.blocks.author(user)?),
+        None => None,
+    };
+    Some(blocks::check(
+        &delivery.kind,
+        &delivery.inbox,
+        &delivery.host,
+        &servers,
+        author.as_deref(),
+    ))
+}
+
+/// [`cached_block`], reading from the database what the snapshots lack.
+fn loaded_block(
+    conn: &mut AnyConnection,
+    sender: &Sender,
+    delivery: &ClaimedDelivery,
+    user: Option<i64>,
+) -> Result<Option<Blocked>, Error> {
+    if blocks::retracts(&delivery.kind) {
+        return Ok(None);
+    }
+    let cache = &sender.caches.blocks;
+    let servers = match cache.servers() {
+        Some(servers) => servers,
+        None => cache.load_servers(conn)?,
+    };
+    let author = match user {
+        Some(user) => Some(match cache.author(user) {
+            Some(author) => author,
+            None => cache
+                .load_authors(conn, &[user])?
+                .remove(&user)
+                .unwrap_or_default(),
+        }),
+        None => None,
+    };
+    Ok(blocks::check(
+        &delivery.kind,
+        &delivery.inbox,
+        &delivery.host,
+        &servers,
+        author.as_deref(),
+    ))
 }
 
 /// Where a successful delivery of our own Note is recorded, for opt-out.
@@ -213,18 +320,39 @@ fn prepare(
     load(conn, sender, delivery)
 }
 
-/// The activity, the consent verdict and the key, from the caches or the database (and
-/// then cached).
+/// The activity, the consent verdict, the key and the blocks, from the caches or the
+/// database (and then cached).
 fn load(
     conn: &mut AnyConnection,
     sender: &Sender,
     delivery: &ClaimedDelivery,
 ) -> Result<Prepared, Error> {
+    let (context, key) = match load_shared(conn, sender, delivery)? {
+        Ok(shared) => shared,
+        Err(verdict) => return Ok(verdict),
+    };
+    if let Some(why) = loaded_block(conn, sender, delivery, context.user_id)? {
+        return Ok(Prepared::Blocked(why));
+    }
+    Ok(Prepared::Send {
+        payload: context.payload.clone(),
+        key,
+        ledger: ledger_entry(sender, delivery, context.user_id.map(UserId)),
+    })
+}
+
+/// What every delivery of the activity shares (the activity, the consent verdict and the
+/// key), from the caches or the database (and then cached); or why none is sent.
+fn load_shared(
+    conn: &mut AnyConnection,
+    sender: &Sender,
+    delivery: &ClaimedDelivery,
+) -> Result<Result<(Arc<ActivityContext>, SigningKey), Prepared>, Error> {
     let context = match sender.caches.activity(delivery.activity_id) {
         Some(context) => context,
         None => {
             let Some(stored) = activities::find(conn, delivery.activity_id)? else {
-                return Ok(Prepared::Broken("activity vanished".into()));
+                return Ok(Err(Prepared::Broken("activity vanished".into())));
             };
             let context = Arc::new(ActivityContext {
                 payload: Bytes::from(stored.payload),
@@ -253,7 +381,7 @@ fn load(
         }
     };
     if let Consent::Withhold(why) = verdict {
-        return Ok(Prepared::Withhold(why));
+        return Ok(Err(Prepared::Withhold(why)));
     }
 
     let key = match sender.caches.key(context.user_id) {
@@ -262,24 +390,19 @@ fn load(
             let key_id = match user {
                 Some(user) => match users::find(conn, user)? {
                     Some(found) => sender.urls.key_id(&found.platform_user_id),
-                    None => return Ok(Prepared::Broken("author vanished".into())),
+                    None => return Ok(Err(Prepared::Broken("author vanished".into()))),
                 },
                 None => sender.urls.instance_key_id(),
             };
             let Some(stored) = keys::active(conn, user)? else {
-                return Ok(Prepared::Broken("the author has no key".into()));
+                return Ok(Err(Prepared::Broken("the author has no key".into())));
             };
             let key = SigningKey::from_pem(key_id, &stored.private_key_pem)?;
             sender.caches.put_key(context.user_id, key.clone());
             key
         }
     };
-
-    Ok(Prepared::Send {
-        payload: context.payload.clone(),
-        key,
-        ledger: ledger_entry(sender, delivery, user),
-    })
+    Ok(Ok((context, key)))
 }
 
 async fn send(
@@ -431,10 +554,7 @@ mod tests {
     use std::collections::HashMap;
 
     use super::*;
-    use crate::{
-        db::activities::ActivityId, federation::ClientConfig, settings::Settings,
-        telemetry::Metrics,
-    };
+    use crate::{federation::ClientConfig, settings::Settings, telemetry::Metrics};
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
     async fn our_database_down_defers_the_delivery_without_blaming_the_host() {

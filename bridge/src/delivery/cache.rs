@@ -1,5 +1,5 @@
 //! What a fan-out shares between its deliveries: the payload (stored once per activity),
-//! the signing key, and the consent verdict for a very short time.
+//! the signing key, and the consent verdict and the blocks for a very short time.
 
 use std::{
     num::NonZeroUsize,
@@ -10,7 +10,7 @@ use std::{
 use bytes::Bytes;
 use lru::LruCache;
 
-use super::consent::Consent;
+use super::{blocks::BlockCache, consent::Consent};
 use crate::{db::activities::ActivityId, federation::SigningKey};
 
 /// Activities whose payload is kept; a fan-out to thousands of inboxes reads its payload
@@ -41,6 +41,8 @@ pub struct Caches {
     activities: Mutex<LruCache<ActivityId, Arc<ActivityContext>>>,
     consent: Mutex<LruCache<ActivityId, (Instant, Consent)>>,
     keys: Mutex<LruCache<Option<i64>, (Instant, SigningKey)>>,
+    /// The operator's and the authors' blocks.
+    pub blocks: BlockCache,
 }
 
 impl Default for Caches {
@@ -49,6 +51,7 @@ impl Default for Caches {
             activities: Mutex::new(LruCache::new(nonzero(ACTIVITIES))),
             consent: Mutex::new(LruCache::new(nonzero(ACTIVITIES))),
             keys: Mutex::new(LruCache::new(nonzero(KEYS))),
+            blocks: BlockCache::default(),
         }
     }
 }

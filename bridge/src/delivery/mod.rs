@@ -1,8 +1,9 @@
 //! The delivery engine: signs and sends stored activities to remote inboxes, with per-host
-//! isolation, retries with backoff, a circuit breaker per host and a consent check at send
-//! time.
+//! isolation, retries with backoff, a circuit breaker per host and consent and block checks
+//! at send time.
 
 mod attempt;
+pub mod blocks;
 mod cache;
 pub mod consent;
 pub mod outcome;

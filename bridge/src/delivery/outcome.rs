@@ -9,7 +9,7 @@ use std::{
 
 use tokio::{sync::mpsc, task::JoinHandle};
 
-use super::policy;
+use super::{blocks::Blocked, policy};
 use crate::{
     db::{
         AnyConnection, Database,
@@ -91,6 +91,13 @@ pub enum Outcome {
     Dropped {
         /// The activity.
         activity: ActivityId,
+    },
+    /// The inbox was blocked since the delivery was queued: this delivery is dropped.
+    Blocked {
+        /// Delivery row.
+        id: i64,
+        /// By whom.
+        why: Blocked,
     },
     /// Not attempted, due again later (an older activity about the same object is still
     /// pending for this inbox, or our own database failed while preparing the send); no
@@ -389,6 +396,12 @@ fn apply(
         Outcome::Dropped { activity } => {
             let dropped = deliveries::drop_pending_for_activity(conn, *activity, now)?;
             ("dropped", u64::try_from(dropped).unwrap_or(0))
+        }
+        // A block is a fact whoever holds the row: no lease check (a delivered row is
+        // left alone by the state check).
+        Outcome::Blocked { id, why } => {
+            deliveries::drop_blocked(conn, *id, why.as_str(), now)?;
+            ("blocked", 1)
         }
         Outcome::Deferred { id, until } => held(
             deliveries::release(conn, &[*id], lease, Some(*until))? == 1,

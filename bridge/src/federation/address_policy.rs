@@ -19,10 +19,21 @@ pub struct AddressPolicy {
     pub allow_private: bool,
 }
 
+/// Ports of protocols other than HTTP, which a remote document could otherwise aim our
+/// requests at (cross-protocol attacks on SMTP, IRC, …): the "bad ports" browsers refuse
+/// (WHATWG Fetch), so no ActivityPub server can be using one.
+const BAD_PORTS: [u16; 83] = [
+    0, 1, 7, 9, 11, 13, 15, 17, 19, 20, 21, 22, 23, 25, 37, 42, 43, 53, 69, 77, 79, 87, 95, 101,
+    102, 103, 104, 109, 110, 111, 113, 115, 117, 119, 123, 135, 137, 139, 143, 161, 179, 389, 427,
+    465, 512, 513, 514, 515, 526, 530, 531, 532, 540, 548, 554, 556, 563, 587, 601, 636, 989, 990,
+    993, 995, 1719, 1720, 1723, 2049, 3659, 4045, 4190, 5060, 5061, 6000, 6566, 6665, 6666, 6667,
+    6668, 6669, 6679, 6697, 10080,
+];
+
 /// Refuses URLs the bridge must not fetch from or deliver to: anything but https (http too
-/// when private addresses are allowed), no host, userinfo, and, unless private addresses
-/// are allowed, non-public IP literals and local-only names (`localhost`, `*.localhost`,
-/// `*.local`, `*.internal`, `*.home.arpa`, single-label names).
+/// when private addresses are allowed), no host, userinfo, ports of other protocols, and,
+/// unless private addresses are allowed, non-public IP literals and local-only names
+/// (`localhost`, `*.localhost`, `*.local`, `*.internal`, `*.home.arpa`, single-label names).
 pub fn validate_remote_url(url: &Url, policy: AddressPolicy) -> Result<(), Error> {
     let refuse = |reason: String| Error::Remote {
         url: url.to_string(),
@@ -35,6 +46,11 @@ pub fn validate_remote_url(url: &Url, policy: AddressPolicy) -> Result<(), Error
     }
     if !url.username().is_empty() || url.password().is_some() {
         return Err(refuse("URLs with credentials are not allowed".into()));
+    }
+    if let Some(port) = url.port()
+        && BAD_PORTS.contains(&port)
+    {
+        return Err(refuse(format!("port {port} belongs to another protocol")));
     }
     let host = url
         .host()
@@ -298,6 +314,20 @@ mod tests {
         validate_remote_url(&url("http://localhost/inbox"), LAX).expect("localhost");
         assert!(validate_remote_url(&url("http://u:p@127.0.0.1/"), LAX).is_err());
         assert!(validate_remote_url(&url("gopher://127.0.0.1/"), LAX).is_err());
+    }
+
+    #[test]
+    fn ports_of_other_protocols_are_refused_under_both_policies() {
+        for bad in [
+            "https://mastodon.example:25/inbox",
+            "https://mastodon.example:22/inbox",
+            "https://mastodon.example:6667/inbox",
+        ] {
+            assert!(validate_remote_url(&url(bad), STRICT).is_err(), "{bad}");
+        }
+        assert!(validate_remote_url(&url("http://127.0.0.1:25/inbox"), LAX).is_err());
+        validate_remote_url(&url("https://mastodon.example:8443/inbox"), STRICT).expect("8443");
+        validate_remote_url(&url("https://mastodon.example:443/inbox"), STRICT).expect("443");
     }
 
     #[test]

@@ -271,6 +271,22 @@ pub fn parse_actor(json: &Value, fetched_from: &Url) -> Result<ActorDocument, Er
             return Err(invalid(fetched_from, format!("unusable URL {url}")));
         }
     }
+    // What we send this actor goes to its inboxes. On another origin, an actor could have
+    // us post its followers' content, signed by our users, to any third party; on ours, to
+    // ourselves. The id is never ours (our origin is never fetched, the inbox refuses our
+    // ids), so its own origin rules out both.
+    let shared_inbox = actor
+        .endpoints
+        .as_ref()
+        .and_then(|e| e.shared_inbox.as_ref());
+    for inbox in std::iter::once(&actor.inbox).chain(shared_inbox) {
+        if inbox.origin() != actor.id.origin() {
+            return Err(invalid(
+                fetched_from,
+                format!("the inbox {inbox} is not on the actor's origin"),
+            ));
+        }
+    }
     let keys = actor
         .public_key
         .map(OneOrMany::into_vec)
@@ -531,6 +547,54 @@ mod tests {
                 .is_none()
         );
         assert_eq!(doc.input.public_key_pem, None);
+    }
+
+    #[test]
+    fn inboxes_on_another_origin_than_the_actor_are_refused() {
+        let actor = |inbox: &str, shared: &str| {
+            json!({
+                "id": "https://remote.example/users/bob", "type": "Person", "inbox": inbox,
+                "endpoints": {"sharedInbox": shared}
+            })
+        };
+        let from = url("https://remote.example/users/bob");
+        assert!(
+            parse_actor(
+                &actor(
+                    "https://remote.example/users/bob/inbox",
+                    "https://remote.example/inbox"
+                ),
+                &from
+            )
+            .is_ok()
+        );
+        for (inbox, shared) in [
+            (
+                "https://victim.example/inbox",
+                "https://remote.example/inbox",
+            ),
+            (
+                "https://remote.example/users/bob/inbox",
+                "https://victim.example/inbox",
+            ),
+            (
+                "https://bridge.example/inbox",
+                "https://remote.example/inbox",
+            ),
+            (
+                "http://remote.example/users/bob/inbox",
+                "https://remote.example/inbox",
+            ),
+            (
+                "https://remote.example:8443/inbox",
+                "https://remote.example/inbox",
+            ),
+        ] {
+            assert!(
+                parse_actor(&actor(inbox, shared), &from).is_err(),
+                "{inbox} {shared}"
+            );
+        }
     }
 
     #[test]

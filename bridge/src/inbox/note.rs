@@ -204,6 +204,39 @@ mod tests {
     }
 
     #[test]
+    fn oversized_fields_and_lists_are_cut_to_the_contract_limits() {
+        let tags: Vec<_> = (0..5_000)
+            .map(|n| json!({"type": "Mention", "href": format!("https://r.example/users/{n}")}))
+            .collect();
+        let note = read_note(
+            &json!({
+                "id": "https://r.example/users/bob/statuses/2",
+                "type": "Note",
+                "attributedTo": "https://r.example/users/bob",
+                "content": format!("<p>{}</p>", "<b>x</b>".repeat(60_000)),
+                "summary": "w".repeat(10_000),
+                "contentMap": {("x".repeat(100)): "<p>x</p>"},
+                "tag": tags,
+            }),
+            &actor(),
+        )
+        .expect("valid")
+        .expect("a note");
+        assert_eq!(note.mentions.len(), MAX_TAGS);
+        assert!(note.content_html.chars().count() <= MAX_HTML + 7);
+        assert!(
+            !note.content_html.contains("<b>"),
+            "cut as text, never as markup"
+        );
+        assert_eq!(note.content_text.chars().count(), MAX_TEXT);
+        assert_eq!(
+            note.content_warning.map(|w| w.chars().count()),
+            Some(MAX_CONTENT_WARNING)
+        );
+        assert_eq!(note.language, None);
+    }
+
+    #[test]
     fn origin_and_attribution_are_enforced() {
         let elsewhere = json!({
             "id": "https://other.example/n/1", "type": "Note",

@@ -133,6 +133,10 @@ mod tests {
     fn internationalized_names_become_punycode() {
         assert_eq!(ok("Bücher.example"), "xn--bcher-kva.example");
         assert_eq!(ok("xn--bcher-kva.example"), "xn--bcher-kva.example");
+        // Every spelling of one domain is one block.
+        assert_eq!(ok("Exämple.COM."), "xn--exmple-cua.com");
+        assert_eq!(ok("EXÄMPLE.com"), "xn--exmple-cua.com");
+        assert_eq!(ok("XN--EXMPLE-CUA.COM"), "xn--exmple-cua.com");
     }
 
     #[test]

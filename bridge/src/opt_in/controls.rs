@@ -204,7 +204,7 @@ pub fn block(
         BlockTarget::Actor(url) => follower_list::by_actor_url(conn, user.id, url)?
             .into_iter()
             .collect(),
-        BlockTarget::Domain(host) => follower_list::on_host(conn, user.id, host)?,
+        BlockTarget::Domain(domain) => follower_list::on_domain(conn, user.id, domain.as_str())?,
     };
     let followers_removed = affected.len();
     for (follow, actor) in &affected {

@@ -10,6 +10,7 @@ use crate::{
     error::Error,
     federation::{protocol::rfc3339, urls::Urls},
     http::{AppState, auth},
+    moderation::BlockDomain,
     opt_in::controls,
 };
 
@@ -43,17 +44,17 @@ pub(crate) fn parse_block_target(
             Ok(BlockTarget::Actor(actor.to_owned()))
         }
         (None, Some(domain)) => {
-            let domain = domain.trim_end_matches('.').to_lowercase();
+            // Canonical as server blocks are (case, trailing dot, IDNA to punycode), so
+            // that `Exämple.COM.` and `xn--exmple-cua.com` are one block, matched against
+            // hosts in that form. A block covers every port and subdomain, so none is given.
+            let domain = BlockDomain::parse(domain).map_err(|_| {
+                (
+                    "domain",
+                    "must be a server name such as example.social, without scheme, port or path",
+                )
+            })?;
             let url = url::Url::parse(&format!("https://{domain}/"))
                 .map_err(|_| ("domain", "must be a server name such as example.social"))?;
-            let host = url.host_str().unwrap_or_default();
-            let authority = match url.port() {
-                Some(port) => format!("{host}:{port}"),
-                None => host.to_owned(),
-            };
-            if authority != domain || url.username() != "" || host.is_empty() {
-                return Err(("domain", "must be a server name such as example.social"));
-            }
             if urls.is_local(&url) {
                 return Err(("domain", "this server cannot be blocked"));
             }

@@ -3,11 +3,7 @@
 
 use super::strings::{Msg, Strings, fill};
 use crate::{
-    db::{
-        follows::Follow,
-        remote_actors::RemoteActor,
-        user_blocks::{BlockTarget, UserBlock},
-    },
+    db::{follows::Follow, remote_actors::RemoteActor, user_blocks::UserBlock},
     federation::content::escape,
     http::pages::layout,
     opt_in::{SharingState, receipt::Receipt, status::SharingStatus},
@@ -290,14 +286,16 @@ fn sharing_sections(t: Strings, o: &Overview, csrf: &str) -> String {
             .blocks
             .iter()
             .map(|b| {
-                let (field, value) = match b.target() {
-                    BlockTarget::Actor(v) => ("actor", v),
-                    BlockTarget::Domain(v) => ("domain", v),
+                let field = if b.target_kind == "domain" {
+                    "domain"
+                } else {
+                    "actor"
                 };
+                let value = &b.target;
                 format!(
                     r#"<li>{shown} <form method="post" action="{root}/blocks/remove" class="inline"><input type="hidden" name="{field}" value="{value}">{csrf}<button type="submit" aria-label="{label} {value}">{label}</button></form></li>"#,
-                    shown = escape(&value),
-                    value = escape(&value),
+                    shown = escape(value),
+                    value = escape(value),
                     csrf = csrf_field(csrf),
                     label = escape(t.get(Msg::Unblock)),
                     root = escape(&o.root),
