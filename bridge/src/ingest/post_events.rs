@@ -131,6 +131,11 @@ pub(super) fn store_new(
     Ok(())
 }
 
+/// The mentions of a post when none needs a look-up (see [`mention`]), else `None`.
+pub(super) fn mentions_without_lookup(post: &contract::Post) -> Option<Vec<MentionItem>> {
+    post.mentions.iter().map(remote_mention).collect()
+}
+
 /// A mention of a fediverse account, stored as the platform wrote it; `None` for a
 /// platform user, whose link depends on whether they share.
 fn remote_mention(m: &contract::Mention) -> Option<MentionItem> {
@@ -160,6 +165,13 @@ fn mention(
                 })
         }
     })
+}
+
+/// Whether a reply or quote points at a platform post, whose link needs a look-up.
+pub(super) fn targets_platform_post(post: &contract::Post) -> bool {
+    [&post.reply_to, &post.quote_of]
+        .into_iter()
+        .any(|target| matches!(target, Some(contract::PostRef::Platform { .. })))
 }
 
 /// What is stored of a post, with its mentions already resolved.
