@@ -532,3 +532,318 @@ async fn late_events_do_not_undo_later_ones(db: TestDatabase) {
     app.stop().await.expect("stop");
 }
 on_both_backends!(late_events_do_not_undo_later_ones);
+
+/// A sink on a fresh, migrated database with no bridge running, so nothing is delivered
+/// and the queued deliveries stay as the sink left them.
+async fn bare_sink(db: &TestDatabase) -> (bridge::db::Database, bridge::ingest::Ingest) {
+    let settings = test_settings(db, &[]);
+    let database = bridge::db::Database::new(&settings.database).expect("database");
+    database.migrate().await.expect("migrations");
+    let urls = bridge::federation::urls::Urls::new(&settings.federation).expect("urls");
+    let sink = bridge::ingest::Ingest::new(
+        database.clone(),
+        urls,
+        std::sync::Arc::new(settings),
+        std::sync::Arc::default(),
+    );
+    (database, sink)
+}
+
+/// A stored post as the comparison sees it: platform id, author, text, visibility,
+/// federation state, reply target, mentions, federated at all, deleted.
+type PostRow = (
+    String,
+    i64,
+    String,
+    String,
+    String,
+    Option<String>,
+    String,
+    bool,
+    bool,
+);
+
+/// What a batch must leave exactly as its events one at a time would, ids aside: posts,
+/// activities, deliveries and recorded event ids, each sorted where storage order is not
+/// part of the contract.
+#[derive(Debug, PartialEq)]
+struct IngestState {
+    /// Every post, by platform id.
+    posts: Vec<PostRow>,
+    /// Objects of the `Create` activities in the order they were stored, with their JSON.
+    creates: Vec<(Option<String>, Value)>,
+    /// (kind, object, author) of every activity.
+    activities: Vec<(String, Option<String>, Option<i64>)>,
+    /// (kind, object, inbox, host, state) of every queued delivery.
+    deliveries: Vec<(String, Option<String>, String, String, String)>,
+    /// (event id, type) recorded.
+    processed: Vec<(String, String)>,
+}
+
+async fn ingest_state(db: &bridge::db::Database) -> IngestState {
+    use schema::{activities, deliveries, posts, processed_events};
+    db.run(|c| {
+        let posts = posts::table
+            .order(posts::platform_post_id.asc())
+            .select((
+                posts::platform_post_id,
+                posts::user_id,
+                posts::text,
+                posts::visibility,
+                posts::federation_state,
+                posts::reply_to_platform_post_id,
+                posts::mentions,
+                posts::federated_at.is_not_null(),
+                posts::deleted_at.is_not_null(),
+            ))
+            .load(c)?;
+        let creates: Vec<(Option<String>, String)> = activities::table
+            .filter(activities::kind.eq("Create"))
+            .order(activities::id.asc())
+            .select((activities::object_ap_id, activities::payload))
+            .load(c)?;
+        let mut activities: Vec<(String, Option<String>, Option<i64>)> = activities::table
+            .select((
+                activities::kind,
+                activities::object_ap_id,
+                activities::user_id,
+            ))
+            .load(c)?;
+        activities.sort();
+        let mut deliveries: Vec<(String, Option<String>, String, String, String)> =
+            deliveries::table
+                .inner_join(activities::table)
+                .select((
+                    activities::kind,
+                    activities::object_ap_id,
+                    deliveries::inbox,
+                    deliveries::host,
+                    deliveries::state,
+                ))
+                .load(c)?;
+        deliveries.sort();
+        let processed = processed_events::table
+            .order(processed_events::event_id.asc())
+            .select((processed_events::event_id, processed_events::event_type))
+            .load(c)?;
+        Ok(IngestState {
+            posts,
+            creates: creates
+                .into_iter()
+                .map(|(object, payload)| {
+                    (
+                        object,
+                        serde_json::from_str(&payload).expect("payload JSON"),
+                    )
+                })
+                .collect(),
+            activities,
+            deliveries,
+            processed,
+        })
+    })
+    .await
+    .expect("read state")
+}
+
+/// Users, followers and one federated post, the same on every database of the test: Ada
+/// (u1) with three followers behind two inboxes, Bo (u2) with one follower on one of those
+/// inboxes, Cy (u3) without followers, Dee (u4) who does not share.
+async fn seed(db: &bridge::db::Database, sink: &bridge::ingest::Ingest) {
+    use bridge::db::users;
+    use integration_tests::sharing::{insert_follower, remote_person};
+    use platform_adapter::EventSink;
+
+    let mut setup = Vec::new();
+    for (n, (uid, name)) in [("u1", "ada"), ("u2", "bo"), ("u3", "cy"), ("u4", "dee")]
+        .into_iter()
+        .enumerate()
+    {
+        setup.push(events::eligible_user(&format!("s{n}"), uid, name));
+        if uid != "u4" {
+            setup.push(events::sharing_on(&format!("s{n}on"), uid));
+        }
+    }
+    for event in decoded(&setup).iter() {
+        sink.handle(event.clone()).await.expect("set-up event");
+    }
+    db.write(|c| {
+        let now = bridge::db::now_millis();
+        let shared = Some("https://a.example/inbox".to_owned());
+        let ada = users::find_by_platform_id(c, "u1")?.expect("ada").id;
+        let bo = users::find_by_platform_id(c, "u2")?.expect("bo").id;
+        let amy = remote_person("https://a.example", "a.example", "amy", shared.clone());
+        let abe = remote_person("https://a.example", "a.example", "abe", shared);
+        let bob = remote_person("https://b.example", "b.example", "bob", None);
+        insert_follower(c, ada, &amy, "https://a.example/f/amy-ada", true, now)?;
+        insert_follower(c, ada, &abe, "https://a.example/f/abe-ada", true, now)?;
+        insert_follower(c, ada, &bob, "https://b.example/f/bob-ada", true, now)?;
+        insert_follower(c, bo, &amy, "https://a.example/f/amy-bo", true, now)?;
+        Ok(())
+    })
+    .await
+    .expect("followers");
+    let first = events::post("s9", "post.created", "u1", "p0", "first", "public");
+    sink.handle(decoded(&[first])[0].clone())
+        .await
+        .expect("first post");
+}
+
+async fn batched_posts_leave_what_one_at_a_time_leaves(backend: integration_tests::Backend) {
+    use platform_adapter::{EventSink, Handled};
+
+    let (Some(one_db), Some(batch_db)) = (TestDatabase::new(backend), TestDatabase::new(backend))
+    else {
+        return;
+    };
+    let public =
+        |id: &str, uid: &str, pid: &str| events::post(id, "post.created", uid, pid, "hi", "public");
+    let mut reply = public("e6", "u2", "p4");
+    reply["data"]["reply_to"] = serde_json::json!({ "post_id": "p1" });
+    let mut mentioning = public("e8", "u3", "p6");
+    mentioning["data"]["text"] = "hi @zed@z.example".into();
+    mentioning["data"]["mentions"] =
+        serde_json::json!([{ "handle": "@zed@z.example", "url": "https://z.example/@zed" }]);
+    let mut early_reply = public("e13", "u3", "p10");
+    early_reply["data"]["reply_to"] = serde_json::json!({ "post_id": "p11" });
+    let batch = [
+        public("e1", "u1", "p1"),
+        public("e2", "u2", "p2"),
+        // Dee does not share: ignored, as in the one-at-a-time path.
+        public("e3", "u4", "p3"),
+        // The same event twice in one batch: the first one counts.
+        public("e1", "u1", "p1"),
+        // A new event for a post stored before the batch: an edit of a federated post.
+        events::post("e5", "post.created", "u1", "p0", "first, again", "public"),
+        // A reply to a post of this batch needs that post published first.
+        reply,
+        events::post(
+            "e7",
+            "post.created",
+            "u1",
+            "p5",
+            "friends only",
+            "followers",
+        ),
+        mentioning,
+        events::sharing_off("e9", "u2"),
+        // Bo no longer shares: the edit is stored, nothing federates.
+        events::post("e10", "post.updated", "u2", "p2", "edited", "public"),
+        public("e11", "u3", "p8"),
+        public("e12", "u1", "p9"),
+        // A reply to a post that arrives after it: one at a time, the reply finds no
+        // target and federates as a top-level post; so must it in a batch.
+        early_reply,
+        public("e14", "u3", "p11"),
+        // Duplicates of an event earlier in the batch and of one applied before it.
+        public("e8", "u3", "p6"),
+        events::post("s9", "post.created", "u1", "p0", "first", "public"),
+    ];
+
+    let (one_store, one_sink) = bare_sink(&one_db).await;
+    seed(&one_store, &one_sink).await;
+    let mut one_results = Vec::new();
+    for event in decoded(&batch).iter() {
+        let result = one_sink
+            .handle_batch(std::sync::Arc::new(vec![event.clone()]))
+            .await;
+        assert_eq!(result.len(), 1, "{event:?}");
+        one_results.extend(result);
+    }
+
+    let (batch_store, batch_sink) = bare_sink(&batch_db).await;
+    seed(&batch_store, &batch_sink).await;
+    let batch_results = batch_sink.handle_batch(decoded(&batch)).await;
+
+    use Handled::{Applied, Duplicate, Ignored};
+    let expected = [
+        Applied, Applied, Ignored, Duplicate, Applied, Applied, Applied, Applied, Applied, Applied,
+        Applied, Applied, Applied, Applied, Duplicate, Duplicate,
+    ]
+    .map(Ok)
+    .to_vec();
+    assert_eq!(one_results, expected);
+    assert_eq!(batch_results, expected);
+
+    let one = ingest_state(&one_store).await;
+    let batched = ingest_state(&batch_store).await;
+    assert_eq!(batched, one);
+
+    // And what both leave is what the events mean.
+    let created: Vec<Option<String>> = one.creates.iter().map(|(o, _)| o.clone()).collect();
+    let objects: Vec<&str> = created
+        .iter()
+        .map(|o| {
+            o.as_deref()
+                .and_then(|o| o.rsplit('/').next())
+                .unwrap_or("")
+        })
+        .collect();
+    assert_eq!(
+        objects,
+        ["p0", "p1", "p2", "p4", "p6", "p8", "p9", "p10", "p11"],
+        "{created:?}"
+    );
+    let reply_note = &one.creates[3].1["object"];
+    assert!(
+        reply_note["inReplyTo"]
+            .as_str()
+            .is_some_and(|target| target.ends_with("/posts/p1")),
+        "{reply_note}"
+    );
+    let early_note = &one.creates[7].1["object"];
+    assert!(early_note["inReplyTo"].is_null(), "{early_note}");
+    let p1_inboxes: Vec<&str> = one
+        .deliveries
+        .iter()
+        .filter(|(kind, object, ..)| {
+            kind == "Create" && object.as_deref().is_some_and(|o| o.ends_with("/posts/p1"))
+        })
+        .map(|(_, _, inbox, ..)| inbox.as_str())
+        .collect();
+    assert_eq!(
+        p1_inboxes,
+        [
+            "https://a.example/inbox",
+            "https://b.example/users/bob/inbox"
+        ]
+    );
+    let stored: Vec<(&str, &str)> = one
+        .posts
+        .iter()
+        .map(|p| (p.0.as_str(), p.4.as_str()))
+        .collect();
+    assert_eq!(
+        stored,
+        [
+            ("p0", "federated"),
+            ("p1", "federated"),
+            ("p10", "federated"),
+            ("p11", "federated"),
+            ("p2", "retracted"),
+            ("p4", "retracted"),
+            ("p5", "never"),
+            ("p6", "federated"),
+            ("p8", "federated"),
+            ("p9", "federated"),
+        ]
+    );
+    let recorded: Vec<&str> = one.processed.iter().map(|(id, _)| id.as_str()).collect();
+    assert!(!recorded.contains(&"e3"), "{recorded:?}");
+    for id in ["e1", "e5", "e9", "e10", "e12"] {
+        assert!(recorded.contains(&id), "{id} in {recorded:?}");
+    }
+}
+
+mod batched_posts_leave_what_one_at_a_time_leaves {
+    #[tokio::test]
+    async fn sqlite() {
+        super::batched_posts_leave_what_one_at_a_time_leaves(integration_tests::Backend::Sqlite)
+            .await;
+    }
+    #[tokio::test]
+    async fn postgres() {
+        super::batched_posts_leave_what_one_at_a_time_leaves(integration_tests::Backend::Postgres)
+            .await;
+    }
+}

@@ -1,5 +1,7 @@
 //! Outbound activities, stored once, and the per-inbox deliveries that fan them out.
 
+use std::collections::HashMap;
+
 use diesel::prelude::*;
 
 use super::{
@@ -80,6 +82,62 @@ pub fn insert(
     Ok(ActivityId(id))
 }
 
+/// An activity to store with [`insert_many`].
+#[derive(Debug, Clone, Copy)]
+pub struct NewActivity<'a> {
+    /// ActivityPub id (URL).
+    pub ap_id: &'a str,
+    /// Activity type.
+    pub kind: &'a str,
+    /// Local actor; `None` is the instance actor.
+    pub user: Option<UserId>,
+    /// The object the activity is about.
+    pub object_ap_id: Option<&'a str>,
+    /// Delivery priority.
+    pub priority: Priority,
+    /// The JSON document.
+    pub payload: &'a str,
+}
+
+/// Stores several activities in one statement per few thousand; returns their ids in the
+/// order given (ids grow in that order, as if inserted one by one).
+pub fn insert_many(
+    conn: &mut AnyConnection,
+    new: &[NewActivity<'_>],
+    now: i64,
+) -> Result<Vec<ActivityId>, Error> {
+    let mut ids: HashMap<String, i64> = HashMap::with_capacity(new.len());
+    for chunk in new.chunks(super::rows_per_statement(7)) {
+        let rows: Vec<_> = chunk
+            .iter()
+            .map(|a| {
+                (
+                    activities::ap_id.eq(a.ap_id),
+                    activities::kind.eq(a.kind),
+                    activities::user_id.eq(a.user.map(|u| u.0)),
+                    activities::object_ap_id.eq(a.object_ap_id),
+                    activities::priority.eq(a.priority as i32),
+                    activities::payload.eq(a.payload),
+                    activities::created_at.eq(now),
+                )
+            })
+            .collect();
+        let inserted: Vec<(i64, String)> = with_backend!(conn, c => diesel::insert_into(activities::table)
+                .values(&rows)
+                .returning((activities::id, activities::ap_id))
+                .get_results(c))?;
+        ids.extend(inserted.into_iter().map(|(id, ap_id)| (ap_id, id)));
+    }
+    // RETURNING promises no order; the ActivityPub ids are unique, so they match rows up.
+    new.iter()
+        .map(|a| {
+            ids.get(a.ap_id)
+                .map(|id| ActivityId(*id))
+                .ok_or_else(|| Error::Storage(format!("activity {} was not stored", a.ap_id)))
+        })
+        .collect()
+}
+
 /// The stored activity with this id.
 pub fn find(conn: &mut AnyConnection, id: ActivityId) -> Result<Option<StoredActivity>, Error> {
     Ok(activities::table
@@ -123,25 +181,36 @@ pub fn enqueue_deliveries(
     priority: Priority,
     now: i64,
 ) -> Result<usize, Error> {
+    enqueue_many(conn, &[(activity, inboxes)], priority, now)
+}
+
+/// [`enqueue_deliveries`] for several activities at once: one statement per few thousand
+/// deliveries, whichever activity they belong to.
+pub fn enqueue_many(
+    conn: &mut AnyConnection,
+    fan_outs: &[(ActivityId, &[String])],
+    priority: Priority,
+    now: i64,
+) -> Result<usize, Error> {
+    let rows: Vec<_> = fan_outs
+        .iter()
+        .flat_map(|(activity, inboxes)| inboxes.iter().map(move |inbox| (*activity, inbox)))
+        .map(|(activity, inbox)| {
+            (
+                deliveries::activity_id.eq(activity.0),
+                deliveries::inbox.eq(inbox.as_str()),
+                deliveries::host.eq(inbox_host(inbox)),
+                deliveries::state.eq("pending"),
+                deliveries::priority.eq(priority as i32),
+                deliveries::next_attempt_at.eq(now),
+                deliveries::created_at.eq(now),
+            )
+        })
+        .collect();
     let mut added = 0;
-    // Chunks keep each statement under SQLite's bound-parameter limit.
-    for chunk in inboxes.chunks(500) {
-        let rows: Vec<_> = chunk
-            .iter()
-            .map(|inbox| {
-                (
-                    deliveries::activity_id.eq(activity.0),
-                    deliveries::inbox.eq(inbox.as_str()),
-                    deliveries::host.eq(inbox_host(inbox)),
-                    deliveries::state.eq("pending"),
-                    deliveries::priority.eq(priority as i32),
-                    deliveries::next_attempt_at.eq(now),
-                    deliveries::created_at.eq(now),
-                )
-            })
-            .collect();
+    for chunk in rows.chunks(super::rows_per_statement(7)) {
         added += with_backend!(conn, c => diesel::insert_into(deliveries::table)
-            .values(&rows)
+            .values(chunk)
             .on_conflict_do_nothing()
             .execute(c))?;
     }

@@ -1,6 +1,8 @@
 //! Ids already handled: platform events and inbound activities. Recording an id inside the
 //! transaction that applies its effect is what makes redelivery harmless.
 
+use std::collections::HashSet;
+
 use diesel::prelude::*;
 
 use super::{
@@ -26,6 +28,38 @@ pub fn claim_event(
         .on_conflict_do_nothing()
         .execute(c))?;
     Ok(inserted == 1)
+}
+
+/// Records several platform events, given as (id, type), in one statement per few thousand;
+/// returns the ids that were new. An id given twice is recorded once, with the type of its
+/// first occurrence: the caller treats its later occurrences as duplicates.
+pub fn claim_events(
+    conn: &mut AnyConnection,
+    events: &[(&str, &str)],
+    now: i64,
+) -> Result<HashSet<String>, Error> {
+    let mut given = HashSet::with_capacity(events.len());
+    let distinct: Vec<&(&str, &str)> = events.iter().filter(|(id, _)| given.insert(*id)).collect();
+    let mut claimed = HashSet::with_capacity(distinct.len());
+    for chunk in distinct.chunks(super::rows_per_statement(3)) {
+        let rows: Vec<_> = chunk
+            .iter()
+            .map(|(id, kind)| {
+                (
+                    processed_events::event_id.eq(*id),
+                    processed_events::event_type.eq(*kind),
+                    processed_events::processed_at.eq(now),
+                )
+            })
+            .collect();
+        let inserted: Vec<String> = with_backend!(conn, c => diesel::insert_into(processed_events::table)
+                .values(&rows)
+                .on_conflict_do_nothing()
+                .returning(processed_events::event_id)
+                .get_results(c))?;
+        claimed.extend(inserted);
+    }
+    Ok(claimed)
 }
 
 /// Whether a platform event id was already applied.

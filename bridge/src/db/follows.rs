@@ -1,5 +1,7 @@
 //! Remote actors following local users.
 
+use std::collections::HashMap;
+
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -230,18 +232,41 @@ pub fn count_accepted(conn: &mut AnyConnection, user: UserId) -> Result<i64, Err
 
 /// Distinct delivery inboxes (shared inbox first) of the user's accepted followers.
 pub fn follower_inboxes(conn: &mut AnyConnection, user: UserId) -> Result<Vec<String>, Error> {
-    let rows: Vec<(String, Option<String>)> = follows::table
+    Ok(follower_inboxes_of(conn, &[user])?
+        .remove(&user)
+        .unwrap_or_default())
+}
+
+/// [`follower_inboxes`] of several users in one query; users without followers are absent.
+pub fn follower_inboxes_of(
+    conn: &mut AnyConnection,
+    users: &[UserId],
+) -> Result<HashMap<UserId, Vec<String>>, Error> {
+    if users.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let ids: Vec<i64> = users.iter().map(|u| u.0).collect();
+    let rows: Vec<(i64, String, Option<String>)> = follows::table
         .inner_join(remote_actors::table)
-        .filter(follows::user_id.eq(user.0))
+        .filter(follows::user_id.eq_any(ids))
         .filter(follows::state.eq(FollowState::Accepted.as_str()))
         .filter(remote_actors::deleted_at.is_null())
-        .select((remote_actors::inbox, remote_actors::shared_inbox))
+        .select((
+            follows::user_id,
+            remote_actors::inbox,
+            remote_actors::shared_inbox,
+        ))
         .load(conn)?;
-    let mut inboxes: Vec<String> = rows
-        .into_iter()
-        .map(|(inbox, shared)| shared.unwrap_or(inbox))
-        .collect();
-    inboxes.sort();
-    inboxes.dedup();
+    let mut inboxes: HashMap<UserId, Vec<String>> = HashMap::new();
+    for (user, inbox, shared) in rows {
+        inboxes
+            .entry(UserId(user))
+            .or_default()
+            .push(shared.unwrap_or(inbox));
+    }
+    for list in inboxes.values_mut() {
+        list.sort();
+        list.dedup();
+    }
     Ok(inboxes)
 }

@@ -356,6 +356,15 @@ pub fn is_unique_violation(error: &diesel::result::Error) -> bool {
     )
 }
 
+/// Bound parameters one statement may carry on both backends: PostgreSQL's protocol allows
+/// 65,535 and the bundled SQLite 32,766; multi-row statements are cut to stay under this.
+const MAX_BIND_PARAMS: usize = 30_000;
+
+/// How many rows of `columns` bound values one multi-row statement may hold.
+pub(crate) fn rows_per_statement(columns: usize) -> usize {
+    (MAX_BIND_PARAMS / columns.max(1)).max(1)
+}
+
 /// Current time in UTC milliseconds, the unit of every time column.
 pub fn now_millis() -> i64 {
     chrono::Utc::now().timestamp_millis()

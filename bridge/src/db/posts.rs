@@ -1,5 +1,7 @@
 //! Platform posts and their federation state.
 
+use std::collections::HashMap;
+
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -260,14 +262,18 @@ impl Post {
     /// restricted, not deleted, not excluded or retracted. The author's sharing state is
     /// checked separately, by the caller, at send time.
     pub fn content_is_shareable(&self) -> bool {
-        self.visibility() == Visibility::Public
-            && !self.age_restricted
+        shareable_content(self.visibility(), self.age_restricted)
             && self.deleted_at.is_none()
             && matches!(
                 self.federation(),
                 FederationState::Never | FederationState::Federated
             )
     }
+}
+
+/// What the post itself allows: only public posts without an age restriction ever federate.
+fn shareable_content(visibility: Visibility, age_restricted: bool) -> bool {
+    visibility == Visibility::Public && !age_restricted
 }
 
 /// What the platform says about a post (from `post.created` / `post.updated`).
@@ -313,85 +319,180 @@ pub struct PostInput {
     pub edited_at: Option<i64>,
 }
 
+impl PostInput {
+    /// [`Post::content_is_shareable`] of the row this input makes when first stored.
+    pub fn content_is_shareable(&self) -> bool {
+        shareable_content(self.visibility, self.age_restricted)
+    }
+}
+
+/// A post stored for the first time, by [`insert`] or [`insert_many`].
+#[derive(Debug, Clone, Copy)]
+pub struct NewPost<'a> {
+    /// Author.
+    pub author: UserId,
+    /// Content.
+    pub input: &'a PostInput,
+    /// `Never`, or `Federated` when its `Create` is queued in the same transaction (which
+    /// also sets `federated_at`).
+    pub state: FederationState,
+    /// When the event that brings it happened (ms): a later, older event is ignored.
+    pub last_event_at: i64,
+}
+
 fn to_json<T: Serialize>(value: &T) -> Result<String, Error> {
     serde_json::to_string(value).map_err(|e| Error::Storage(e.to_string()))
 }
 
-/// Inserts a post, or updates it when it exists; returns the stored row and whether it is new.
+/// Stores posts never stored before, in one statement per few hundred; returns the rows in
+/// the order given.
+pub fn insert_many(
+    conn: &mut AnyConnection,
+    new: &[NewPost<'_>],
+    now: i64,
+) -> Result<Vec<Post>, Error> {
+    let encoded = new
+        .iter()
+        .map(|p| {
+            Ok((
+                to_json(&p.input.media)?,
+                to_json(&p.input.mentions)?,
+                to_json(&p.input.hashtags)?,
+            ))
+        })
+        .collect::<Result<Vec<_>, Error>>()?;
+    let mut stored: HashMap<String, Post> = HashMap::with_capacity(new.len());
+    let per_statement = super::rows_per_statement(24);
+    for (posts_chunk, json_chunk) in new.chunks(per_statement).zip(encoded.chunks(per_statement)) {
+        let rows: Vec<_> = posts_chunk
+            .iter()
+            .zip(json_chunk)
+            .map(|(p, (media, mentions, hashtags))| {
+                let input = p.input;
+                let federated_at = (p.state == FederationState::Federated).then_some(now);
+                (
+                    (
+                        posts::platform_post_id.eq(&input.platform_post_id),
+                        posts::user_id.eq(p.author.0),
+                        posts::text.eq(&input.text),
+                        posts::visibility.eq(input.visibility.as_str()),
+                        posts::age_restricted.eq(input.age_restricted),
+                        posts::reply_to_platform_post_id.eq(&input.reply_to_platform_post_id),
+                        posts::reply_to_url.eq(&input.reply_to_url),
+                        posts::quote_of_platform_post_id.eq(&input.quote_of_platform_post_id),
+                        posts::quote_of_url.eq(&input.quote_of_url),
+                        posts::media.eq(media),
+                        posts::mentions.eq(mentions),
+                        posts::hashtags.eq(hashtags),
+                    ),
+                    (
+                        posts::content_warning.eq(&input.content_warning),
+                        posts::sensitive.eq(input.sensitive),
+                        posts::language.eq(&input.language),
+                        posts::reply_policy.eq(input.reply_policy.as_str()),
+                        posts::quote_policy.eq(input.quote_policy.as_str()),
+                        posts::via_api.eq(input.via_api),
+                        posts::federation_state.eq(p.state.as_str()),
+                        posts::published_at.eq(input.published_at),
+                        posts::edited_at.eq(input.edited_at),
+                        posts::federated_at.eq(federated_at),
+                        posts::created_at.eq(now),
+                        posts::updated_at.eq(now),
+                        posts::last_event_at.eq(p.last_event_at),
+                    ),
+                )
+            })
+            .collect();
+        let inserted: Vec<Post> = with_backend!(conn, c => diesel::insert_into(posts::table)
+            .values(&rows)
+            .returning(Post::as_returning())
+            .get_results(c))?;
+        stored.extend(
+            inserted
+                .into_iter()
+                .map(|post| (post.platform_post_id.clone(), post)),
+        );
+    }
+    // RETURNING promises no order; platform ids are unique, so they match rows up.
+    new.iter()
+        .map(|p| {
+            stored.remove(&p.input.platform_post_id).ok_or_else(|| {
+                Error::Storage(format!("post {} was not stored", p.input.platform_post_id))
+            })
+        })
+        .collect()
+}
+
+/// Stores a post never stored before; returns the row.
+pub fn insert(conn: &mut AnyConnection, new: &NewPost<'_>, now: i64) -> Result<Post, Error> {
+    insert_many(conn, std::slice::from_ref(new), now)?
+        .pop()
+        .ok_or_else(|| Error::Storage("post was not stored".into()))
+}
+
+/// Overwrites a stored post with what the platform now says; returns the new row.
+pub fn update(
+    conn: &mut AnyConnection,
+    existing: &Post,
+    author: UserId,
+    input: &PostInput,
+    now: i64,
+) -> Result<Post, Error> {
+    if existing.user_id != author {
+        return Err(Error::Storage(format!(
+            "post {} belongs to another author",
+            input.platform_post_id
+        )));
+    }
+    let media = to_json(&input.media)?;
+    let mentions = to_json(&input.mentions)?;
+    let hashtags = to_json(&input.hashtags)?;
+    // Through each backend: a `Selectable` RETURNING does not go through `AnyConnection`.
+    Ok(
+        with_backend!(conn, c => diesel::update(posts::table.find(existing.id.0))
+        .set((
+            posts::text.eq(&input.text),
+            posts::visibility.eq(input.visibility.as_str()),
+            posts::age_restricted.eq(input.age_restricted),
+            posts::reply_to_platform_post_id.eq(&input.reply_to_platform_post_id),
+            posts::reply_to_url.eq(&input.reply_to_url),
+            posts::quote_of_platform_post_id.eq(&input.quote_of_platform_post_id),
+            posts::quote_of_url.eq(&input.quote_of_url),
+            posts::media.eq(&media),
+            posts::mentions.eq(&mentions),
+            posts::hashtags.eq(&hashtags),
+            posts::content_warning.eq(&input.content_warning),
+            posts::sensitive.eq(input.sensitive),
+            posts::language.eq(&input.language),
+            posts::reply_policy.eq(input.reply_policy.as_str()),
+            posts::quote_policy.eq(input.quote_policy.as_str()),
+            posts::edited_at.eq(input.edited_at.or(Some(now))),
+            posts::updated_at.eq(now),
+        ))
+        .returning(Post::as_returning())
+        .get_result(c))?,
+    )
+}
+
+/// Inserts a post (never federated), or updates it when it exists; returns the stored row
+/// and whether it is new.
 pub fn upsert(
     conn: &mut AnyConnection,
     author: UserId,
     input: &PostInput,
     now: i64,
 ) -> Result<(Post, bool), Error> {
-    let media = to_json(&input.media)?;
-    let mentions = to_json(&input.mentions)?;
-    let hashtags = to_json(&input.hashtags)?;
-    let existing = find_by_platform_id(conn, &input.platform_post_id)?;
-    let created = match existing {
-        Some(post) if post.user_id != author => {
-            return Err(Error::Storage(format!(
-                "post {} belongs to another author",
-                input.platform_post_id
-            )));
-        }
-        Some(post) => {
-            diesel::update(posts::table.find(post.id.0))
-                .set((
-                    posts::text.eq(&input.text),
-                    posts::visibility.eq(input.visibility.as_str()),
-                    posts::age_restricted.eq(input.age_restricted),
-                    posts::reply_to_platform_post_id.eq(&input.reply_to_platform_post_id),
-                    posts::reply_to_url.eq(&input.reply_to_url),
-                    posts::quote_of_platform_post_id.eq(&input.quote_of_platform_post_id),
-                    posts::quote_of_url.eq(&input.quote_of_url),
-                    posts::media.eq(&media),
-                    posts::mentions.eq(&mentions),
-                    posts::hashtags.eq(&hashtags),
-                    posts::content_warning.eq(&input.content_warning),
-                    posts::sensitive.eq(input.sensitive),
-                    posts::language.eq(&input.language),
-                    posts::reply_policy.eq(input.reply_policy.as_str()),
-                    posts::quote_policy.eq(input.quote_policy.as_str()),
-                    posts::edited_at.eq(input.edited_at.or(Some(now))),
-                    posts::updated_at.eq(now),
-                ))
-                .execute(conn)?;
-            false
-        }
+    match find_by_platform_id(conn, &input.platform_post_id)? {
+        Some(existing) => Ok((update(conn, &existing, author, input, now)?, false)),
         None => {
-            diesel::insert_into(posts::table)
-                .values((
-                    posts::platform_post_id.eq(&input.platform_post_id),
-                    posts::user_id.eq(author.0),
-                    posts::text.eq(&input.text),
-                    posts::visibility.eq(input.visibility.as_str()),
-                    posts::age_restricted.eq(input.age_restricted),
-                    posts::reply_to_platform_post_id.eq(&input.reply_to_platform_post_id),
-                    posts::reply_to_url.eq(&input.reply_to_url),
-                    posts::quote_of_platform_post_id.eq(&input.quote_of_platform_post_id),
-                    posts::quote_of_url.eq(&input.quote_of_url),
-                    posts::media.eq(&media),
-                    posts::mentions.eq(&mentions),
-                    posts::hashtags.eq(&hashtags),
-                    posts::content_warning.eq(&input.content_warning),
-                    posts::sensitive.eq(input.sensitive),
-                    posts::language.eq(&input.language),
-                    posts::reply_policy.eq(input.reply_policy.as_str()),
-                    posts::quote_policy.eq(input.quote_policy.as_str()),
-                    posts::via_api.eq(input.via_api),
-                    posts::published_at.eq(input.published_at),
-                    posts::edited_at.eq(input.edited_at),
-                    posts::created_at.eq(now),
-                    posts::updated_at.eq(now),
-                ))
-                .execute(conn)?;
-            true
+            let new = NewPost {
+                author,
+                input,
+                state: FederationState::Never,
+            };
+            Ok((insert(conn, &new, now)?, true))
         }
-    };
-    let post = find_by_platform_id(conn, &input.platform_post_id)?
-        .ok_or_else(|| Error::Storage("post vanished during upsert".into()))?;
-    Ok((post, created))
+    }
 }
 
 /// The post with this platform id.

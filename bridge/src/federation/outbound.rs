@@ -4,6 +4,8 @@
 //! deliveries commit together or not at all. Nothing is sent here; the delivery engine signs
 //! and sends later, re-checking consent at send time.
 
+use std::collections::HashSet;
+
 use serde::Serialize;
 use serde_json::json;
 
@@ -21,11 +23,11 @@ use super::{
 use crate::{
     db::{
         AnyConnection,
-        activities::{self, ActivityId, Priority},
+        activities::{self, ActivityId, NewActivity, Priority},
         follows, keys, ledger,
-        posts::{self, FederationState, Post},
+        posts::{self, FederationState, Post, PostInput},
         remote_actors::RemoteActor,
-        users::User,
+        users::{User, UserId},
     },
     error::Error,
     opt_in::SharingState,
@@ -66,6 +68,14 @@ fn union(mut a: Vec<String>, b: Vec<String>) -> Vec<String> {
     a
 }
 
+/// Whether a post that is not stored yet goes out the moment it is stored: what
+/// [`publish_post`] decides for a post in its first state (never federated, not deleted).
+/// The caller stores it `Federated` and queues its `Create` with [`send_creates`] in the
+/// same transaction, instead of storing it and changing its state right after.
+pub fn publishes_on_arrival(author: &User, input: &PostInput) -> bool {
+    author.sharing() == SharingState::On && input.content_is_shareable()
+}
+
 /// Publishes a post for the first time: `Create` to every follower. Does nothing (returns
 /// `None`) unless the author shares and the post may be public on the fediverse.
 pub fn publish_post(
@@ -82,30 +92,67 @@ pub fn publish_post(
         return Ok(None);
     }
     posts::set_federation_state(conn, post.id, FederationState::Federated, now)?;
-    let note = notes::build(conn, post, author, urls)?;
-    let object_id = note.id.clone();
-    let activity = Activity {
-        context: Context,
-        id: urls.create_activity(&post.platform_post_id).to_string(),
-        kind: ActivityType::Create,
-        actor: note.attributed_to.clone(),
-        to: note.to.clone(),
-        cc: note.cc.clone(),
-        published: Some(note.published.clone()),
-        target: None,
-        object: note.embedded(),
-    };
-    let inboxes = follows::follower_inboxes(conn, author.id)?;
-    store(
-        conn,
-        &activity,
-        author,
-        Some(&object_id),
-        Priority::Content,
-        &inboxes,
-        now,
-    )
-    .map(Some)
+    Ok(send_creates(conn, &[(post, author)], urls, now)?.pop())
+}
+
+/// Queues the `Create` of each post to its author's followers, for posts that are already
+/// `Federated` (by [`publish_post`], or stored so after [`publishes_on_arrival`]). However
+/// many posts: one statement for the activities, one for the followers, one per few
+/// thousand deliveries. Returns the activities in the order of `posts`.
+pub fn send_creates(
+    conn: &mut AnyConnection,
+    posts: &[(&Post, &User)],
+    urls: &Urls,
+    now: i64,
+) -> Result<Vec<ActivityId>, Error> {
+    if posts.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut creates = Vec::with_capacity(posts.len());
+    for (post, author) in posts {
+        let note = notes::build(conn, post, author, urls)?;
+        let object_id = note.id.clone();
+        let activity = Activity {
+            context: Context,
+            id: urls.create_activity(&post.platform_post_id).to_string(),
+            kind: ActivityType::Create,
+            actor: note.attributed_to.clone(),
+            to: note.to.clone(),
+            cc: note.cc.clone(),
+            published: Some(note.published.clone()),
+            target: None,
+            object: note.embedded(),
+        };
+        let payload =
+            serde_json::to_string(&activity).map_err(|e| Error::Storage(e.to_string()))?;
+        creates.push((activity.id, object_id, payload, author.id));
+    }
+    let new: Vec<NewActivity<'_>> = creates
+        .iter()
+        .map(|(ap_id, object_id, payload, author)| NewActivity {
+            ap_id,
+            kind: ActivityType::Create.as_str(),
+            user: Some(*author),
+            object_ap_id: Some(object_id.as_str()),
+            priority: Priority::Content,
+            payload,
+        })
+        .collect();
+    let ids = activities::insert_many(conn, &new, now)?;
+    let mut seen = HashSet::new();
+    let authors: Vec<UserId> = posts
+        .iter()
+        .map(|(_, author)| author.id)
+        .filter(|id| seen.insert(*id))
+        .collect();
+    let inboxes = follows::follower_inboxes_of(conn, &authors)?;
+    let fan_outs: Vec<(ActivityId, &[String])> = ids
+        .iter()
+        .zip(posts)
+        .filter_map(|(id, (_, author))| inboxes.get(&author.id).map(|i| (*id, i.as_slice())))
+        .collect();
+    activities::enqueue_many(conn, &fan_outs, Priority::Content, now)?;
+    Ok(ids)
 }
 
 /// Sends an edit of a post that already federated. An edit never federates a post for the

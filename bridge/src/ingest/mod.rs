@@ -4,10 +4,10 @@
 //! to the platform — commits in one transaction together with its event id, so a
 //! redelivered event is recognised and has no second effect.
 
-use std::{
-    collections::{HashMap, HashSet},
-    sync::Arc,
-};
+mod batch;
+mod post_events;
+
+use std::sync::Arc;
 
 use platform_adapter::{
     EventSink, Handled, InboundEvent, SinkError,
@@ -15,13 +15,12 @@ use platform_adapter::{
 };
 use tokio::sync::Notify;
 
+use self::post_events::PostEvent;
 use crate::{
     db::{
         AnyConnection, Database, dedupe,
-        posts::{
-            self, FederationState, InteractionPolicy, MediaItem, MentionItem, PostInput, Visibility,
-        },
-        users::{self, ProfileField, ProfileInput, User},
+        posts::{self, FederationState},
+        users::{self, ProfileField, ProfileInput},
     },
     error::Error,
     federation::{FederationClient, fetch::FetchFailures, outbound, urls::Urls},
@@ -112,7 +111,7 @@ impl EventSink for Ingest {
         let settings = self.settings.clone();
         match self
             .db
-            .run(move |conn| apply_batch(conn, &events[..batchable], &urls, &settings))
+            .run(move |conn| batch::apply(conn, &events[..batchable], &urls, &settings))
             .await
         {
             Ok(results) => {
@@ -131,79 +130,11 @@ impl EventSink for Ingest {
     }
 }
 
-/// Applies consecutive events in one transaction, in order; all or nothing.
-///
-/// Posts by people who do not share are the bulk of the platform's traffic and have no
-/// effect at all, so they are recognised first with two reads for the whole batch and
-/// never take the write lock. That is safe to repeat: an ignored event changed nothing, so
-/// seeing it again cannot cause a second effect.
-fn apply_batch(
-    conn: &mut AnyConnection,
-    events: &[InboundEvent],
-    urls: &Urls,
-    settings: &Settings,
-) -> Result<Vec<Handled>, Error> {
-    let ignorable = ignorable_posts(conn, events)?;
-    if ignorable.iter().all(|ignored| *ignored) {
-        return Ok(vec![Handled::Ignored; events.len()]);
-    }
-    crate::db::write_transaction(conn, |conn| {
-        events
-            .iter()
-            .zip(&ignorable)
-            .map(|(event, ignored)| {
-                if *ignored {
-                    Ok(Handled::Ignored)
-                } else {
-                    apply_event(conn, event, urls, settings)
-                }
-            })
-            .collect()
-    })
-}
-
-/// For each event: whether it is a post by someone who does not share (or is unknown) of
-/// a post never stored, which [`apply_post`] would ignore. Only the posts before the
-/// batch's first other event are judged: a profile or sharing event can change the answer
-/// for what follows it.
-fn ignorable_posts(conn: &mut AnyConnection, events: &[InboundEvent]) -> Result<Vec<bool>, Error> {
-    let posts: Vec<&contract::Post> = events
-        .iter()
-        .map_while(|event| match &event.payload {
-            InboundPayload::PostCreated(post) | InboundPayload::PostUpdated(post) => Some(post),
-            _ => None,
-        })
-        .collect();
-    let mut ignorable = vec![false; events.len()];
-    if posts.is_empty() {
-        return Ok(ignorable);
-    }
-    let author_ids: Vec<&str> = posts.iter().map(|p| p.author_id.as_str()).collect();
-    let post_ids: Vec<&str> = posts.iter().map(|p| p.post_id.as_str()).collect();
-    let sharing: HashMap<String, SharingState> =
-        users::find_many_by_platform_ids(conn, &author_ids)?
-            .into_iter()
-            .map(|user| {
-                let state = user.sharing();
-                (user.platform_user_id, state)
-            })
-            .collect();
-    let stored: HashSet<String> = posts::existing_platform_ids(conn, &post_ids)?
-        .into_iter()
-        .collect();
-    for (slot, post) in ignorable.iter_mut().zip(&posts) {
-        *slot = match sharing.get(post.author_id.as_str()) {
-            None => true,
-            Some(state) => *state == SharingState::Off && !stored.contains(post.post_id.as_str()),
-        };
-    }
-    Ok(ignorable)
-}
-
 fn millis(at: chrono::DateTime<chrono::Utc>) -> i64 {
     at.timestamp_millis()
 }
 
+/// Applies one event, recording its id first: a duplicate has no effect.
 fn apply_event(
     conn: &mut AnyConnection,
     event: &InboundEvent,
@@ -215,6 +146,17 @@ fn apply_event(
     if !dedupe::claim_event(conn, event.id.as_str(), kind, now)? {
         return Ok(Handled::Duplicate);
     }
+    apply_claimed(conn, event, urls, settings, now)
+}
+
+/// Applies one event whose id was just recorded in this transaction.
+fn apply_claimed(
+    conn: &mut AnyConnection,
+    event: &InboundEvent,
+    urls: &Urls,
+    settings: &Settings,
+    now: i64,
+) -> Result<Handled, Error> {
     let cx = lifecycle::Context {
         rules: &settings.sharing,
         urls,
@@ -269,8 +211,12 @@ fn apply_event(
             lifecycle::turn_off(conn, &user, cx)?;
             Ok(Handled::Applied)
         }
-        InboundPayload::PostCreated(post) => apply_post(conn, post, true, urls, occurred, now),
-        InboundPayload::PostUpdated(post) => apply_post(conn, post, false, urls, occurred, now),
+        InboundPayload::PostCreated(post) => {
+            post_events::apply(conn, post, PostEvent::Created, urls, occurred, now)
+        }
+        InboundPayload::PostUpdated(post) => {
+            post_events::apply(conn, post, PostEvent::Updated, urls, occurred, now)
+        }
         InboundPayload::PostDeleted(deleted) => {
             let Some(post) = posts::find_by_platform_id(conn, deleted.post_id.as_str())? else {
                 // Deleted before the bridge heard of it: its creation, retried after this
@@ -361,149 +307,6 @@ fn apply_profile(
         && user.sharing() == SharingState::On
     {
         outbound::update_actor(conn, &user, cx.urls, cx.now)?;
-    }
-    Ok(Handled::Applied)
-}
-
-fn visibility(v: contract::Visibility) -> Visibility {
-    match v {
-        contract::Visibility::Public => Visibility::Public,
-        contract::Visibility::Unlisted => Visibility::Unlisted,
-        contract::Visibility::Followers => Visibility::Followers,
-        contract::Visibility::Private => Visibility::Private,
-        contract::Visibility::Direct => Visibility::Direct,
-    }
-}
-
-fn policy(p: contract::InteractionPolicy) -> InteractionPolicy {
-    match p {
-        contract::InteractionPolicy::Everyone => InteractionPolicy::Everyone,
-        contract::InteractionPolicy::Followers => InteractionPolicy::Followers,
-        contract::InteractionPolicy::Mentioned => InteractionPolicy::Mentioned,
-        contract::InteractionPolicy::Nobody => InteractionPolicy::Nobody,
-    }
-}
-
-fn split_ref(target: Option<&contract::PostRef>) -> (Option<String>, Option<String>) {
-    match target {
-        Some(contract::PostRef::Platform { post_id }) => (Some(post_id.as_str().to_owned()), None),
-        Some(contract::PostRef::Remote { url }) => (None, Some(url.to_string())),
-        None => (None, None),
-    }
-}
-
-fn mention(
-    conn: &mut AnyConnection,
-    m: &contract::Mention,
-    urls: &Urls,
-) -> Result<Option<MentionItem>, Error> {
-    Ok(match m {
-        contract::Mention::Remote { handle, url } => Some(MentionItem {
-            handle: handle.clone(),
-            url: url.as_ref().map(ToString::to_string),
-        }),
-        // A platform user is only linked when they share; otherwise the mention stays text.
-        contract::Mention::User { user_id, .. } => {
-            users::find_by_platform_id(conn, user_id.as_str())?
-                .filter(|u| u.sharing() == SharingState::On)
-                .map(|u: User| MentionItem {
-                    handle: format!("@{}", urls.handle(&u.username)),
-                    url: Some(urls.actor(&u.platform_user_id).to_string()),
-                })
-        }
-    })
-}
-
-/// Stores a post from `post.created` or `post.updated` and federates what changed.
-///
-/// One user's events arrive in order, except one retried after a later one (the contract's
-/// exception, when storage kept failing). Such a late event must not undo the later one:
-/// a deleted post stays deleted, and an older version never overwrites a newer one (it
-/// would make a post public again that its author has made private since).
-fn apply_post(
-    conn: &mut AnyConnection,
-    post: &contract::Post,
-    created: bool,
-    urls: &Urls,
-    occurred: i64,
-    now: i64,
-) -> Result<Handled, Error> {
-    let Some(author) = users::find_by_platform_id(conn, post.author_id.as_str())? else {
-        return Ok(Handled::Ignored);
-    };
-    let existing = posts::find_by_platform_id(conn, post.post_id.as_str())?;
-    if existing.as_ref().is_some_and(|p| {
-        p.deleted_at.is_some() || p.last_event_at.is_some_and(|last| last > occurred)
-    }) {
-        return Ok(Handled::Ignored);
-    }
-    // Content of people who do not share is never stored: nothing to leak later.
-    if author.sharing() == SharingState::Off && existing.is_none() {
-        return Ok(Handled::Ignored);
-    }
-    let (reply_to_platform_post_id, reply_to_url) = split_ref(post.reply_to.as_ref());
-    let (quote_of_platform_post_id, quote_of_url) = split_ref(post.quote_of.as_ref());
-    let mut mentions = Vec::new();
-    for m in &post.mentions {
-        if let Some(item) = mention(conn, m, urls)? {
-            mentions.push(item);
-        }
-    }
-    let input = PostInput {
-        platform_post_id: post.post_id.as_str().to_owned(),
-        text: post.text.clone(),
-        visibility: visibility(post.visibility),
-        age_restricted: post.age_restricted,
-        reply_to_platform_post_id,
-        reply_to_url,
-        quote_of_platform_post_id,
-        quote_of_url,
-        media: post
-            .media
-            .iter()
-            .map(|m| MediaItem {
-                url: m.url.to_string(),
-                media_type: m.media_type.clone(),
-                alt_text: m.alt_text.clone(),
-                width: m.width,
-                height: m.height,
-                size_bytes: m.size_bytes,
-                blurhash: m.blurhash.clone(),
-            })
-            .collect(),
-        mentions,
-        hashtags: post.hashtags.clone(),
-        content_warning: post.content_warning.clone(),
-        sensitive: post.sensitive,
-        language: post.language.clone(),
-        reply_policy: policy(post.reply_policy),
-        quote_policy: policy(post.quote_policy),
-        via_api: post.created_via_api,
-        published_at: millis(post.created_at),
-        edited_at: post.edited_at.map(millis),
-    };
-    let (stored, _) = posts::upsert(conn, author.id, &input, now)?;
-    posts::set_last_event_at(conn, stored.id, occurred)?;
-    match (created, stored.federation()) {
-        (true, FederationState::Never) => {
-            outbound::publish_post(conn, &stored, &author, urls, now)?;
-        }
-        (_, FederationState::Federated) if !stored.content_is_shareable() => {
-            // Became private, age restricted…: take it back from the fediverse.
-            outbound::retract_post(
-                conn,
-                &stored,
-                &author,
-                urls,
-                FederationState::Retracted,
-                now,
-            )?;
-        }
-        (_, FederationState::Federated) => {
-            outbound::update_post(conn, &stored, &author, urls, now)?;
-        }
-        // An edit never federates a post for the first time.
-        _ => {}
     }
     Ok(Handled::Applied)
 }
