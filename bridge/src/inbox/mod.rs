@@ -49,9 +49,9 @@ use crate::{
         blocks::{self, InstanceBlockSeverity},
         dedupe,
         interactions::InteractionKind,
-        now_millis,
+        is_unique_violation, now_millis,
         remote_actors::RemoteActor,
-        users,
+        users, write_transaction,
     },
     error::Error,
     federation::{
@@ -264,24 +264,40 @@ async fn update(state: &AppState, fetcher: &Fetcher<'_>, cx: Cx) -> Result<Appli
 }
 
 /// Runs a handler in one write transaction that first claims the activity id.
+///
+/// A unique violation means a concurrent request of the same actor committed a row this
+/// one also meant to create (its first follow, a key refresh): the transaction is rolled
+/// back and run once more, when it sees that row. A second violation is answered 503 with
+/// `Retry-After` (see [`crate::http::inbox`]), never 500: the request was valid.
 async fn in_transaction<F>(state: &AppState, cx: Cx, handler: F) -> Result<Applied, Error>
 where
-    F: FnOnce(&mut AnyConnection, &Cx) -> Result<Applied, Error> + Send + 'static,
+    F: Fn(&mut AnyConnection, &Cx) -> Result<Applied, Error> + Send + 'static,
 {
     state
         .db
-        .write(move |c| {
-            let fresh = dedupe::claim_activity(
-                c,
-                cx.activity.id.as_str(),
-                cx.activity.actor.as_str(),
-                &cx.activity.type_name,
-                cx.now,
-            )?;
-            if !fresh {
-                return Ok(Applied::duplicate());
+        .run(move |c| {
+            let attempt = |c: &mut AnyConnection| {
+                write_transaction(c, |c| {
+                    let fresh = dedupe::claim_activity(
+                        c,
+                        cx.activity.id.as_str(),
+                        cx.activity.actor.as_str(),
+                        &cx.activity.type_name,
+                        cx.now,
+                    )?;
+                    if !fresh {
+                        return Ok(Applied::duplicate());
+                    }
+                    handler(c, &cx)
+                })
+            };
+            match attempt(c) {
+                Err(Error::Database(e)) if is_unique_violation(&e) => {
+                    tracing::debug!(error = %e, "inbox: concurrent insert; running once more");
+                    attempt(c)
+                }
+                other => other,
             }
-            handler(c, &cx)
         })
         .await
 }
