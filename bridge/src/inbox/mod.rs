@@ -50,7 +50,7 @@ use crate::{
         dedupe,
         interactions::InteractionKind,
         is_unique_violation, now_millis,
-        remote_actors::RemoteActor,
+        remote_actors::{self, RemoteActor},
         users, write_transaction,
     },
     error::Error,
@@ -131,29 +131,31 @@ pub async fn receive(state: &AppState, request: InboundRequest) -> Result<Outcom
         .check_not_refused(&origin, &activity.actor)
         .map_err(InboxRejection::RateLimited)?;
 
-    if let InboxTarget::User(uid) = request.target {
-        let user = state
-            .db
-            .run(move |c| users::find_by_platform_id(c, &uid))
-            .await?;
-        // An inbox exists for as long as the actor does or did (opted out: 410 actor,
-        // activities still verified and then dropped).
-        if !user.is_some_and(|u| u.sharing() != SharingState::Off || u.opted_out()) {
-            return Err(InboxRejection::NoSuchInbox.into());
-        }
-    }
-
     let host = activity.actor.host_str().unwrap_or_default().to_owned();
-    let blocked = {
+    let known = {
         let host = host.clone();
+        let user = match request.target {
+            InboxTarget::User(uid) => Some(uid),
+            InboxTarget::Shared => None,
+        };
+        // Only a key id on the actor's origin is looked up (the others are refused below).
+        let key = (pending.key_id.origin() == activity.actor.origin())
+            .then(|| pending.key_id.to_string());
+        // One trip to the database for every lookup before authentication.
         state
             .db
-            .run(move |c| blocks::instance_block_for(c, &host))
+            .run(move |c| Known::look_up(c, user, &host, key))
             .await?
     };
-    if blocked == Some(InstanceBlockSeverity::Reject) {
+    // An inbox exists for as long as the actor does or did (opted out: 410 actor,
+    // activities still verified and then dropped).
+    if !known.inbox_exists {
+        return Err(InboxRejection::NoSuchInbox.into());
+    }
+    if known.blocked == Some(InstanceBlockSeverity::Reject) {
         return Err(InboxRejection::Blocked(host).into());
     }
+    verify::key_on_actor_origin(&pending, &activity)?;
 
     let fetcher = Fetcher::new(
         &state.client,
@@ -163,11 +165,11 @@ pub async fn receive(state: &AppState, request: InboundRequest) -> Result<Outcom
         DEFAULT_FETCH_BUDGET,
     );
     let actor = match verify::authenticate(
-        &state.db,
         &fetcher,
         &state.inbox_limits,
         &pending,
         &activity,
+        known.key_owner,
     )
     .await?
     {
@@ -191,6 +193,48 @@ pub async fn receive(state: &AppState, request: InboundRequest) -> Result<Outcom
             .inc();
     }
     Ok(applied.outcome)
+}
+
+/// What the database knows that matters before authentication.
+struct Known {
+    /// The target inbox exists (always, for the shared inbox).
+    inbox_exists: bool,
+    /// The administrator's block of the actor's host, if any.
+    blocked: Option<InstanceBlockSeverity>,
+    /// The stored actor holding the signature's key id.
+    key_owner: Option<RemoteActor>,
+}
+
+impl Known {
+    fn look_up(
+        conn: &mut AnyConnection,
+        user: Option<String>,
+        host: &str,
+        key_id: Option<String>,
+    ) -> Result<Self, Error> {
+        let inbox_exists = match user {
+            Some(uid) => users::find_by_platform_id(conn, &uid)?
+                .is_some_and(|u| u.sharing() != SharingState::Off || u.opted_out()),
+            None => true,
+        };
+        if !inbox_exists {
+            return Ok(Self {
+                inbox_exists,
+                blocked: None,
+                key_owner: None,
+            });
+        }
+        let blocked = blocks::instance_block_for(conn, host)?;
+        let key_owner = match (&blocked, key_id) {
+            (Some(InstanceBlockSeverity::Reject), _) | (_, None) => None,
+            (_, Some(key_id)) => remote_actors::find_by_key_id(conn, &key_id)?,
+        };
+        Ok(Self {
+            inbox_exists,
+            blocked,
+            key_owner,
+        })
+    }
 }
 
 async fn dispatch(
