@@ -14,6 +14,7 @@ use bridge::{
         posts::{self, FederationState, InteractionPolicy, PostInput, Visibility},
         schema::{
             activities, deliveries, follows, inbound_activities, platform_outbox, remote_actors,
+            remote_interactions,
         },
         users::{self, ProfileInput, User},
     },
@@ -1031,6 +1032,117 @@ async fn every_kind_of_activity_reaches_the_platform() {
     )
     .await;
     assert_eq!(bridge.message_types().await.len(), before);
+    bridge.app.stop().await.expect("stops");
+}
+
+/// A new remote actor's server often delivers several activities at once (to several
+/// inboxes, or a burst of likes): each request fetches the unknown key and stores the actor,
+/// and each first Follow creates the follow. Storing must be one atomic statement: before it
+/// was, two of these requests both inserted and one was answered 500.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_first_requests_of_a_new_actor_are_all_accepted_on_postgres() {
+    const PARALLEL: usize = 20;
+    let Some(bridge) = Bridge::start(
+        Backend::Postgres,
+        &[
+            ("FEDIBRIDGE__DATABASE__POOL_SIZE", "8"),
+            ("FEDIBRIDGE__SERVER__WORKERS", "4"),
+        ],
+    )
+    .await
+    else {
+        return;
+    };
+    let user = bridge.user.id;
+    let notes: Vec<Url> = bridge
+        .db
+        .write(move |c| {
+            let now = now_millis();
+            let mut ids = Vec::new();
+            for n in 0..PARALLEL {
+                let pid = format!("burst{n}");
+                let (post, _) = posts::upsert(c, user, &post_input(&pid), now)?;
+                posts::set_federation_state(c, post.id, FederationState::Federated, now)?;
+                ids.push(pid);
+            }
+            Ok(ids)
+        })
+        .await
+        .expect("posts")
+        .into_iter()
+        .map(|pid| bridge.base.join(&format!("/posts/{pid}")).expect("url"))
+        .collect();
+    let remote = FakeRemote::start(&["eve", "frank"], &[]).await;
+    let inbox = bridge.shared_inbox();
+
+    // eve, never seen before: PARALLEL likes of different posts at once.
+    let eve = remote.actor("eve");
+    let likes = notes.iter().enumerate().map(|(n, note)| {
+        let activity = json!({
+            "id": format!("{eve}#like-{n}"), "type": "Like", "actor": eve, "object": note
+        });
+        let (remote, inbox) = (&remote, &inbox);
+        async move { remote.send(inbox, "eve", activity).await }
+    });
+    let statuses = futures_util::future::join_all(likes).await;
+    assert!(
+        statuses.iter().all(|s| (200..300).contains(s)),
+        "every like is accepted: {statuses:?}"
+    );
+
+    // frank, never seen before: PARALLEL Follows (new ids, as a retrying server sends) at once.
+    let frank = remote.actor("frank");
+    let user_inbox = bridge.base.join("/users/u1/inbox").expect("url");
+    let followed = bridge.actor();
+    let follows_sent = (0..PARALLEL).map(|n| {
+        let activity = json!({
+            "id": format!("{frank}#follow-{n}"), "type": "Follow", "actor": frank,
+            "object": followed
+        });
+        let (remote, inbox) = (&remote, &user_inbox);
+        async move { remote.send(inbox, "frank", activity).await }
+    });
+    let statuses = futures_util::future::join_all(follows_sent).await;
+    assert!(
+        statuses.iter().all(|s| (200..300).contains(s)),
+        "every follow is accepted: {statuses:?}"
+    );
+
+    let (eve_rows, frank_rows, likes, follows, added, accepts) = {
+        let (eve, frank) = (eve.to_string(), frank.to_string());
+        bridge
+            .query(move |c| {
+                let rows = |ap_id: String, c: &mut AnyConnection| {
+                    remote_actors::table
+                        .filter(remote_actors::ap_id.eq(ap_id))
+                        .count()
+                        .get_result::<i64>(c)
+                };
+                Ok((
+                    rows(eve, c)?,
+                    rows(frank, c)?,
+                    remote_interactions::table
+                        .filter(remote_interactions::kind.eq("like"))
+                        .count()
+                        .get_result::<i64>(c)?,
+                    follows::table.count().get_result::<i64>(c)?,
+                    platform_outbox::table
+                        .filter(platform_outbox::message_type.eq("follower.added"))
+                        .count()
+                        .get_result::<i64>(c)?,
+                    activities::table
+                        .filter(activities::kind.eq("Accept"))
+                        .count()
+                        .get_result::<i64>(c)?,
+                ))
+            })
+            .await
+    };
+    assert_eq!((eve_rows, frank_rows), (1, 1), "one row per remote actor");
+    assert_eq!(likes, PARALLEL as i64, "each like stored once");
+    assert_eq!(follows, 1, "one follow");
+    assert_eq!(added, 1, "the platform hears of the new follower once");
+    assert_eq!(accepts, PARALLEL as i64, "every Follow is answered");
     bridge.app.stop().await.expect("stops");
 }
 

@@ -169,3 +169,46 @@ async fn concurrent_writers_all_succeed(test_db: TestDatabase) {
     assert_eq!(count, 200);
 }
 on_both_backends!(concurrency, concurrent_writers_all_succeed);
+
+/// A connection the server cut (a restart, an administrator, an idle timeout) fails at most
+/// one call, with an error that asks for a retry, and is not handed out again: the pool
+/// only tests connections idle for a while, so it must notice a lost one by its error.
+#[tokio::test]
+async fn a_connection_cut_by_the_server_is_replaced() {
+    let Some(test_db) = TestDatabase::new(Backend::Postgres) else {
+        return;
+    };
+    let db = Database::new(
+        &test_settings(&test_db, &[("FEDIBRIDGE__DATABASE__POOL_SIZE", "1")]).database,
+    )
+    .expect("pool");
+    db.migrate().await.expect("migrations");
+    let name = test_db
+        .postgres_name
+        .clone()
+        .expect("a PostgreSQL database");
+    for round in 0..3 {
+        db.ping().await.expect("the pool's one connection works");
+        let mut admin = PgConnection::establish(&integration_tests::postgres_admin_url())
+            .expect("admin connection");
+        let cut: Vec<bool> = diesel::select(diesel::dsl::sql::<diesel::sql_types::Bool>(&format!(
+            "pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE datname = '{name}' AND pid <> pg_backend_pid()"
+        )))
+        .load(&mut admin)
+        .expect("terminate");
+        assert_eq!(
+            cut,
+            vec![true],
+            "round {round}: the pool's connection was cut"
+        );
+        // The cut connection was used just now, so it is not tested before use: the first
+        // call may fail (503-class), never more than that one.
+        if let Err(error) = db.ping().await {
+            assert!(error.is_transient(), "round {round}: {error}");
+        }
+        db.ping()
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: {e}"));
+    }
+}

@@ -21,6 +21,7 @@ mod s3_inbox;
 mod s4_ingest;
 mod s5_catchup;
 mod sinks;
+mod sql_stats;
 
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
@@ -103,6 +104,7 @@ fn main() -> ExitCode {
         format: bridge::settings::LogFormat::Pretty,
         level: "warn".into(),
     });
+    sql_stats::install();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

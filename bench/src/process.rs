@@ -24,6 +24,22 @@ pub fn cpu_time() -> Duration {
     Duration::from_millis((ticks(11) + ticks(12)) * 1000 / USER_HZ)
 }
 
+/// Turns a `perf record --control fifo:PATH -D -1` on (`true`) or off around a measured
+/// phase, when `FEDIBRIDGE_BENCH_PERF_CTL` names that fifo; otherwise does nothing. This way
+/// a profile holds the measured phase only, not the key generation and signing before it.
+pub fn profile_phase(on: bool) {
+    if let Some(fifo) = std::env::var_os("FEDIBRIDGE_BENCH_PERF_CTL") {
+        let command: &[u8] = if on { b"enable\n" } else { b"disable\n" };
+        if let Err(error) = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&fifo)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, command))
+        {
+            eprintln!("perf control fifo {}: {error}", fifo.to_string_lossy());
+        }
+    }
+}
+
 /// A `kB` field of `/proc/self/status` (e.g. `VmRSS`, `VmHWM`), in bytes.
 pub fn status_bytes(field: &str) -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();

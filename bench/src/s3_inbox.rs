@@ -42,6 +42,7 @@ use crate::{
     latency::Summary,
     process,
     report::{Direction, Gate, Results},
+    sql_stats,
 };
 
 /// Remote actors sending.
@@ -323,9 +324,14 @@ async fn with_remote(
     let throughput_plan = plan(&local, remote, 0, throughput_requests, &shared_inbox);
     let signed = sign_all(throughput_plan).await?;
     let cpu_before = process::cpu_time();
+    let requests = signed.len();
+    process::profile_phase(true);
+    sql_stats::phase(true, requests);
     let started = Instant::now();
     let answers = closed_loop(&client, signed, CONCURRENCY).await;
     let elapsed = started.elapsed();
+    sql_stats::phase(false, requests);
+    process::profile_phase(false);
     let cpu = process::cpu_time().saturating_sub(cpu_before);
     let tally = Tally::of(&answers);
     let rate = broker::rate(tally.accepted(), elapsed);

@@ -62,7 +62,19 @@ impl Follow {
     }
 }
 
+diesel::define_sql_function! {
+    /// SQL `COALESCE` of two nullable times.
+    fn coalesce(
+        first: diesel::sql_types::Nullable<diesel::sql_types::BigInt>,
+        second: diesel::sql_types::Nullable<diesel::sql_types::BigInt>,
+    ) -> diesel::sql_types::Nullable<diesel::sql_types::BigInt>;
+}
+
 /// Records a follow (or refreshes its activity id); returns it and whether it is new.
+///
+/// The insert comes first and gives way to an existing row (`ON CONFLICT DO NOTHING`), so two
+/// Follows of the same pair arriving together never both insert; the loser then refreshes
+/// the row the winner committed.
 pub fn upsert(
     conn: &mut AnyConnection,
     user: UserId,
@@ -71,43 +83,48 @@ pub fn upsert(
     state: FollowState,
     now: i64,
 ) -> Result<(Follow, bool), Error> {
-    let existing = find(conn, user, follower)?;
-    let created = match existing {
-        Some(follow) => {
-            // A repeated Follow from an accepted follower stays accepted.
-            let state = if follow.is_accepted() {
-                FollowState::Accepted
-            } else {
-                state
-            };
-            diesel::update(follows::table.find(follow.id))
-                .set((
-                    follows::follow_activity_id.eq(follow_activity_id),
-                    follows::state.eq(state.as_str()),
-                    follows::accepted_at.eq(follow
-                        .accepted_at
-                        .or((state == FollowState::Accepted).then_some(now))),
-                ))
-                .execute(conn)?;
-            false
-        }
-        None => {
-            diesel::insert_into(follows::table)
-                .values((
-                    follows::user_id.eq(user.0),
-                    follows::remote_actor_id.eq(follower.0),
-                    follows::state.eq(state.as_str()),
-                    follows::follow_activity_id.eq(follow_activity_id),
-                    follows::created_at.eq(now),
-                    follows::accepted_at.eq((state == FollowState::Accepted).then_some(now)),
-                ))
-                .execute(conn)?;
-            true
-        }
+    let accepted_at = (state == FollowState::Accepted).then_some(now);
+    let values = (
+        follows::user_id.eq(user.0),
+        follows::remote_actor_id.eq(follower.0),
+        follows::state.eq(state.as_str()),
+        follows::follow_activity_id.eq(follow_activity_id),
+        follows::created_at.eq(now),
+        follows::accepted_at.eq(accepted_at),
+    );
+    let inserted = with_backend!(conn, c => diesel::insert_into(follows::table)
+        .values(values)
+        .on_conflict((follows::user_id, follows::remote_actor_id))
+        .do_nothing()
+        .returning(Follow::as_returning())
+        .get_result(c)
+        .optional())?;
+    if let Some(follow) = inserted {
+        return Ok((follow, true));
+    }
+    let pair = follows::table
+        .filter(follows::user_id.eq(user.0))
+        .filter(follows::remote_actor_id.eq(follower.0));
+    // A repeated Follow from an accepted follower stays accepted; a pending one becomes
+    // accepted only when the user no longer approves followers by hand.
+    let refreshed = match state {
+        FollowState::Pending => with_backend!(conn, c => diesel::update(pair)
+            .set(follows::follow_activity_id.eq(follow_activity_id))
+            .returning(Follow::as_returning())
+            .get_result(c)
+            .optional())?,
+        FollowState::Accepted => with_backend!(conn, c => diesel::update(pair)
+            .set((
+                follows::follow_activity_id.eq(follow_activity_id),
+                follows::state.eq(FollowState::Accepted.as_str()),
+                follows::accepted_at.eq(coalesce(follows::accepted_at, accepted_at)),
+            ))
+            .returning(Follow::as_returning())
+            .get_result(c)
+            .optional())?,
     };
-    let follow =
-        find(conn, user, follower)?.ok_or_else(|| Error::Storage("follow vanished".into()))?;
-    Ok((follow, created))
+    let follow = refreshed.ok_or_else(|| Error::Storage("follow vanished".into()))?;
+    Ok((follow, false))
 }
 
 /// The follow of `user` by `follower`.

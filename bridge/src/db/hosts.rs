@@ -57,6 +57,10 @@ pub fn record_successes(conn: &mut AnyConnection, hosts: &[&str], now: i64) -> R
 
 /// Records a failure; `blocked_until` is computed by the caller from the new count.
 /// Returns the number of consecutive failures including this one.
+///
+/// The host's row is created first if missing (giving way to a concurrent creator) and then
+/// read locked, so that two workers recording failures of one host at once neither both
+/// insert nor lose a count.
 pub fn record_failure(
     conn: &mut AnyConnection,
     host: &str,
@@ -64,38 +68,38 @@ pub fn record_failure(
     unavailable_after_ms: i64,
     blocked_until: impl Fn(i32) -> Option<i64>,
 ) -> Result<i32, Error> {
-    let current = find(conn, host)?;
-    let failures = current.as_ref().map_or(0, |h| h.consecutive_failures) + 1;
-    let first = current
-        .as_ref()
-        .and_then(|h| h.first_failure_at)
-        .unwrap_or(now);
+    let fresh = (
+        remote_hosts::host.eq(host),
+        remote_hosts::consecutive_failures.eq(0),
+        remote_hosts::updated_at.eq(now),
+    );
+    with_backend!(conn, c => diesel::insert_into(remote_hosts::table)
+        .values(fresh)
+        .on_conflict(remote_hosts::host)
+        .do_nothing()
+        .execute(c))?;
+    let row = remote_hosts::table.find(host).select((
+        remote_hosts::consecutive_failures,
+        remote_hosts::first_failure_at,
+    ));
+    // SQLite has no row locks: its write transactions are serial already.
+    let (previous, first): (i32, Option<i64>) = match conn {
+        AnyConnection::Postgresql(c) => row.for_update().first(c)?,
+        AnyConnection::Sqlite(c) => row.first(c)?,
+    };
+    let failures = previous + 1;
+    let first = first.unwrap_or(now);
     let unavailable = now - first >= unavailable_after_ms;
-    let blocked = blocked_until(failures);
-    if current.is_some() {
-        diesel::update(remote_hosts::table.find(host))
-            .set((
-                remote_hosts::consecutive_failures.eq(failures),
-                remote_hosts::first_failure_at.eq(first),
-                remote_hosts::last_failure_at.eq(now),
-                remote_hosts::blocked_until.eq(blocked),
-                remote_hosts::unavailable.eq(unavailable),
-                remote_hosts::updated_at.eq(now),
-            ))
-            .execute(conn)?;
-    } else {
-        diesel::insert_into(remote_hosts::table)
-            .values((
-                remote_hosts::host.eq(host),
-                remote_hosts::consecutive_failures.eq(failures),
-                remote_hosts::first_failure_at.eq(first),
-                remote_hosts::last_failure_at.eq(now),
-                remote_hosts::blocked_until.eq(blocked),
-                remote_hosts::unavailable.eq(unavailable),
-                remote_hosts::updated_at.eq(now),
-            ))
-            .execute(conn)?;
-    }
+    diesel::update(remote_hosts::table.find(host))
+        .set((
+            remote_hosts::consecutive_failures.eq(failures),
+            remote_hosts::first_failure_at.eq(first),
+            remote_hosts::last_failure_at.eq(now),
+            remote_hosts::blocked_until.eq(blocked_until(failures)),
+            remote_hosts::unavailable.eq(unavailable),
+            remote_hosts::updated_at.eq(now),
+        ))
+        .execute(conn)?;
     Ok(failures)
 }
 
@@ -106,21 +110,21 @@ pub fn block_until(
     until: i64,
     now: i64,
 ) -> Result<(), Error> {
-    let updated = diesel::update(remote_hosts::table.find(host))
+    use diesel::upsert::excluded;
+    let values = (
+        remote_hosts::host.eq(host),
+        remote_hosts::blocked_until.eq(until),
+        remote_hosts::updated_at.eq(now),
+    );
+    with_backend!(conn, c => diesel::insert_into(remote_hosts::table)
+        .values(values)
+        .on_conflict(remote_hosts::host)
+        .do_update()
         .set((
-            remote_hosts::blocked_until.eq(until),
-            remote_hosts::updated_at.eq(now),
+            remote_hosts::blocked_until.eq(excluded(remote_hosts::blocked_until)),
+            remote_hosts::updated_at.eq(excluded(remote_hosts::updated_at)),
         ))
-        .execute(conn)?;
-    if updated == 0 {
-        diesel::insert_into(remote_hosts::table)
-            .values((
-                remote_hosts::host.eq(host),
-                remote_hosts::blocked_until.eq(until),
-                remote_hosts::updated_at.eq(now),
-            ))
-            .execute(conn)?;
-    }
+        .execute(c))?;
     Ok(())
 }
 

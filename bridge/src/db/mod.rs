@@ -37,7 +37,7 @@ pub mod users;
 
 pub use any_connection::AnyConnection;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use diesel::{
     Connection, PgConnection, SqliteConnection,
@@ -132,6 +132,47 @@ impl DatabaseUrl {
     }
 }
 
+/// A connection used within this long is not tested (`SELECT 1`) when checked out again:
+/// that test was one more round trip for every query. A connection that failed because it
+/// is gone is not reused either way (see [`ConnectionManager::has_broken`]).
+const TRUSTED_FOR: Duration = Duration::from_secs(2);
+
+/// A pooled connection, with what the pool needs to decide whether to reuse it.
+pub struct PooledConnection {
+    conn: AnyConnection,
+    last_used: Instant,
+    broken: bool,
+}
+
+impl PooledConnection {
+    /// Runs `f` on the connection and remembers the outcome: used now, and broken when the
+    /// error says the connection itself is gone.
+    fn with<T>(
+        &mut self,
+        f: impl FnOnce(&mut AnyConnection) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let result = f(&mut self.conn);
+        if let Err(Error::Database(error)) = &result
+            && connection_lost(error)
+        {
+            self.broken = true;
+        }
+        self.last_used = Instant::now();
+        result
+    }
+}
+
+/// Whether a failed statement means the connection is unusable.
+fn connection_lost(error: &diesel::result::Error) -> bool {
+    matches!(
+        error,
+        diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::ClosedConnection,
+            _
+        ) | diesel::result::Error::BrokenTransactionManager
+    )
+}
+
 /// Opens connections for the pool, applying per-connection settings.
 #[derive(Debug)]
 pub struct ConnectionManager {
@@ -140,11 +181,8 @@ pub struct ConnectionManager {
     connect_timeout_secs: u64,
 }
 
-impl ManageConnection for ConnectionManager {
-    type Connection = AnyConnection;
-    type Error = r2d2::Error;
-
-    fn connect(&self) -> Result<AnyConnection, r2d2::Error> {
+impl ConnectionManager {
+    fn open(&self) -> Result<AnyConnection, r2d2::Error> {
         match &self.url {
             DatabaseUrl::Postgres(url) => {
                 let url = with_connect_timeout(url, self.connect_timeout_secs);
@@ -166,14 +204,38 @@ impl ManageConnection for ConnectionManager {
             }
         }
     }
+}
 
-    fn is_valid(&self, conn: &mut AnyConnection) -> Result<(), r2d2::Error> {
-        conn.batch_execute("SELECT 1")
-            .map_err(r2d2::Error::QueryError)
+impl ManageConnection for ConnectionManager {
+    type Connection = PooledConnection;
+    type Error = r2d2::Error;
+
+    fn connect(&self) -> Result<PooledConnection, r2d2::Error> {
+        Ok(PooledConnection {
+            conn: self.open()?,
+            last_used: Instant::now(),
+            broken: false,
+        })
     }
 
-    fn has_broken(&self, _conn: &mut AnyConnection) -> bool {
-        false
+    fn is_valid(&self, conn: &mut PooledConnection) -> Result<(), r2d2::Error> {
+        if conn.last_used.elapsed() < TRUSTED_FOR {
+            return Ok(());
+        }
+        // Idle for a while: the server may have closed it meanwhile (restart, idle timeout).
+        conn.conn
+            .batch_execute("SELECT 1")
+            .map_err(r2d2::Error::QueryError)?;
+        conn.last_used = Instant::now();
+        Ok(())
+    }
+
+    /// A connection that lost its server, or was handed back inside a transaction (a
+    /// panic), is dropped rather than reused.
+    fn has_broken(&self, conn: &mut PooledConnection) -> bool {
+        conn.broken
+            || std::thread::panicking()
+            || diesel::r2d2::R2D2Connection::is_broken(&mut conn.conn)
     }
 }
 
@@ -244,7 +306,7 @@ impl Database {
         let pool = self.pool.clone();
         tokio::task::spawn_blocking(move || {
             let mut conn = pool.get()?;
-            f(&mut conn)
+            conn.with(f)
         })
         .await
         .map_err(|e| {
@@ -272,7 +334,7 @@ impl Database {
     /// Applies pending migrations; returns how many ran. Blocking: call before serving.
     pub fn migrate_blocking(&self) -> Result<usize, Error> {
         let mut conn = self.pool.get()?;
-        run_migrations(&mut conn)
+        conn.with(run_migrations)
     }
 
     /// Applies pending migrations on the blocking pool.
@@ -340,8 +402,8 @@ where
             Ok(value)
         }
         Err(error) => {
-            // The original error matters more than a failed rollback; a broken connection
-            // is dropped by the pool on its next check-out test.
+            // The original error matters more than a failed rollback; a connection left in a
+            // transaction is dropped by the pool when handed back (`has_broken`).
             let _ = <AnyConnection as Connection>::TransactionManager::rollback_transaction(conn);
             Err(error)
         }

@@ -96,50 +96,57 @@ pub struct RemoteActorInput {
     pub moved_to: Option<String>,
 }
 
-/// Inserts or refreshes a remote actor.
+/// Inserts or refreshes a remote actor, in one statement.
+///
+/// `INSERT … ON CONFLICT DO UPDATE` rather than an update followed by an insert: two first
+/// requests of the same new actor arrive together often (a server delivering to several
+/// inboxes at once), and both would insert.
 pub fn upsert(
     conn: &mut AnyConnection,
     input: &RemoteActorInput,
     now: i64,
 ) -> Result<RemoteActor, Error> {
-    let updated =
-        diesel::update(remote_actors::table.filter(remote_actors::ap_id.eq(&input.ap_id)))
-            .set((
-                remote_actors::host.eq(&input.host),
-                remote_actors::kind.eq(&input.kind),
-                remote_actors::preferred_username.eq(&input.preferred_username),
-                remote_actors::name.eq(&input.name),
-                remote_actors::url.eq(&input.url),
-                remote_actors::icon_url.eq(&input.icon_url),
-                remote_actors::inbox.eq(&input.inbox),
-                remote_actors::shared_inbox.eq(&input.shared_inbox),
-                remote_actors::public_key_id.eq(&input.public_key_id),
-                remote_actors::public_key_pem.eq(&input.public_key_pem),
-                remote_actors::moved_to.eq(&input.moved_to),
-                remote_actors::fetched_at.eq(now),
-                remote_actors::deleted_at.eq(None::<i64>),
-            ))
-            .execute(conn)?;
-    if updated == 0 {
-        diesel::insert_into(remote_actors::table)
-            .values((
-                remote_actors::ap_id.eq(&input.ap_id),
-                remote_actors::host.eq(&input.host),
-                remote_actors::kind.eq(&input.kind),
-                remote_actors::preferred_username.eq(&input.preferred_username),
-                remote_actors::name.eq(&input.name),
-                remote_actors::url.eq(&input.url),
-                remote_actors::icon_url.eq(&input.icon_url),
-                remote_actors::inbox.eq(&input.inbox),
-                remote_actors::shared_inbox.eq(&input.shared_inbox),
-                remote_actors::public_key_id.eq(&input.public_key_id),
-                remote_actors::public_key_pem.eq(&input.public_key_pem),
-                remote_actors::moved_to.eq(&input.moved_to),
-                remote_actors::fetched_at.eq(now),
-            ))
-            .execute(conn)?;
-    }
-    find_by_ap_id(conn, &input.ap_id)?.ok_or_else(|| Error::Storage("remote actor vanished".into()))
+    use diesel::upsert::excluded;
+    let values = (
+        remote_actors::ap_id.eq(&input.ap_id),
+        remote_actors::host.eq(&input.host),
+        remote_actors::kind.eq(&input.kind),
+        remote_actors::preferred_username.eq(&input.preferred_username),
+        remote_actors::name.eq(&input.name),
+        remote_actors::url.eq(&input.url),
+        remote_actors::icon_url.eq(&input.icon_url),
+        remote_actors::inbox.eq(&input.inbox),
+        remote_actors::shared_inbox.eq(&input.shared_inbox),
+        remote_actors::public_key_id.eq(&input.public_key_id),
+        remote_actors::public_key_pem.eq(&input.public_key_pem),
+        remote_actors::moved_to.eq(&input.moved_to),
+        remote_actors::fetched_at.eq(now),
+        remote_actors::deleted_at.eq(None::<i64>),
+    );
+    let refresh = (
+        remote_actors::host.eq(excluded(remote_actors::host)),
+        remote_actors::kind.eq(excluded(remote_actors::kind)),
+        remote_actors::preferred_username.eq(excluded(remote_actors::preferred_username)),
+        remote_actors::name.eq(excluded(remote_actors::name)),
+        remote_actors::url.eq(excluded(remote_actors::url)),
+        remote_actors::icon_url.eq(excluded(remote_actors::icon_url)),
+        remote_actors::inbox.eq(excluded(remote_actors::inbox)),
+        remote_actors::shared_inbox.eq(excluded(remote_actors::shared_inbox)),
+        remote_actors::public_key_id.eq(excluded(remote_actors::public_key_id)),
+        remote_actors::public_key_pem.eq(excluded(remote_actors::public_key_pem)),
+        remote_actors::moved_to.eq(excluded(remote_actors::moved_to)),
+        remote_actors::fetched_at.eq(excluded(remote_actors::fetched_at)),
+        remote_actors::deleted_at.eq(None::<i64>),
+    );
+    Ok(
+        with_backend!(conn, c => diesel::insert_into(remote_actors::table)
+            .values(values)
+            .on_conflict(remote_actors::ap_id)
+            .do_update()
+            .set(refresh)
+            .returning(RemoteActor::as_returning())
+            .get_result(c))?,
+    )
 }
 
 /// The actor with this URL.

@@ -15,9 +15,14 @@ use serde_json::json;
 
 use super::AppState;
 use crate::{
+    db::is_unique_violation,
     error::Error,
     inbox::{self, InboundRequest, InboxRejection, InboxTarget},
 };
+
+/// `Retry-After` of the 503 answered when concurrent requests collided: the collision is
+/// over as soon as the other request committed.
+const COLLISION_RETRY_AFTER_SECS: u32 = 5;
 
 pub(super) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(shared_inbox).service(user_inbox);
@@ -166,6 +171,17 @@ fn respond(state: &AppState, result: Result<inbox::Outcome, Error>) -> HttpRespo
                 );
             }
             (outcome, response)
+        }
+        // Two requests creating the same row at once, twice in a row: the request was valid
+        // and will go through when sent again, so it is a 503, not a 500.
+        Err(Error::Database(error)) if is_unique_violation(&error) => {
+            tracing::warn!(%error, "inbox: concurrent requests collided; asking to retry");
+            let mut response = refusal(503, "concurrent request; retry later");
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                header::HeaderValue::from(COLLISION_RETRY_AFTER_SECS),
+            );
+            ("error", response)
         }
         // Storage down (503, retry later) or a bug (500): never a 2xx.
         Err(error) => ("error", error.error_response()),

@@ -49,9 +49,9 @@ use crate::{
         blocks::{self, InstanceBlockSeverity},
         dedupe,
         interactions::InteractionKind,
-        now_millis,
-        remote_actors::RemoteActor,
-        users,
+        is_unique_violation, now_millis,
+        remote_actors::{self, RemoteActor},
+        users, write_transaction,
     },
     error::Error,
     federation::{
@@ -131,29 +131,31 @@ pub async fn receive(state: &AppState, request: InboundRequest) -> Result<Outcom
         .check_not_refused(&origin, &activity.actor)
         .map_err(InboxRejection::RateLimited)?;
 
-    if let InboxTarget::User(uid) = request.target {
-        let user = state
-            .db
-            .run(move |c| users::find_by_platform_id(c, &uid))
-            .await?;
-        // An inbox exists for as long as the actor does or did (opted out: 410 actor,
-        // activities still verified and then dropped).
-        if !user.is_some_and(|u| u.sharing() != SharingState::Off || u.opted_out()) {
-            return Err(InboxRejection::NoSuchInbox.into());
-        }
-    }
-
     let host = activity.actor.host_str().unwrap_or_default().to_owned();
-    let blocked = {
+    let known = {
         let host = host.clone();
+        let user = match request.target {
+            InboxTarget::User(uid) => Some(uid),
+            InboxTarget::Shared => None,
+        };
+        // Only a key id on the actor's origin is looked up (the others are refused below).
+        let key = (pending.key_id.origin() == activity.actor.origin())
+            .then(|| pending.key_id.to_string());
+        // One trip to the database for every lookup before authentication.
         state
             .db
-            .run(move |c| blocks::instance_block_for(c, &host))
+            .run(move |c| Known::look_up(c, user, &host, key))
             .await?
     };
-    if blocked == Some(InstanceBlockSeverity::Reject) {
+    // An inbox exists for as long as the actor does or did (opted out: 410 actor,
+    // activities still verified and then dropped).
+    if !known.inbox_exists {
+        return Err(InboxRejection::NoSuchInbox.into());
+    }
+    if known.blocked == Some(InstanceBlockSeverity::Reject) {
         return Err(InboxRejection::Blocked(host).into());
     }
+    verify::key_on_actor_origin(&pending, &activity)?;
 
     let fetcher = Fetcher::new(
         &state.client,
@@ -163,11 +165,11 @@ pub async fn receive(state: &AppState, request: InboundRequest) -> Result<Outcom
         DEFAULT_FETCH_BUDGET,
     );
     let actor = match verify::authenticate(
-        &state.db,
         &fetcher,
         &state.inbox_limits,
         &pending,
         &activity,
+        known.key_owner,
     )
     .await?
     {
@@ -191,6 +193,48 @@ pub async fn receive(state: &AppState, request: InboundRequest) -> Result<Outcom
             .inc();
     }
     Ok(applied.outcome)
+}
+
+/// What the database knows that matters before authentication.
+struct Known {
+    /// The target inbox exists (always, for the shared inbox).
+    inbox_exists: bool,
+    /// The administrator's block of the actor's host, if any.
+    blocked: Option<InstanceBlockSeverity>,
+    /// The stored actor holding the signature's key id.
+    key_owner: Option<RemoteActor>,
+}
+
+impl Known {
+    fn look_up(
+        conn: &mut AnyConnection,
+        user: Option<String>,
+        host: &str,
+        key_id: Option<String>,
+    ) -> Result<Self, Error> {
+        let inbox_exists = match user {
+            Some(uid) => users::find_by_platform_id(conn, &uid)?
+                .is_some_and(|u| u.sharing() != SharingState::Off || u.opted_out()),
+            None => true,
+        };
+        if !inbox_exists {
+            return Ok(Self {
+                inbox_exists,
+                blocked: None,
+                key_owner: None,
+            });
+        }
+        let blocked = blocks::instance_block_for(conn, host)?;
+        let key_owner = match (&blocked, key_id) {
+            (Some(InstanceBlockSeverity::Reject), _) | (_, None) => None,
+            (_, Some(key_id)) => remote_actors::find_by_key_id(conn, &key_id)?,
+        };
+        Ok(Self {
+            inbox_exists,
+            blocked,
+            key_owner,
+        })
+    }
 }
 
 async fn dispatch(
@@ -264,24 +308,40 @@ async fn update(state: &AppState, fetcher: &Fetcher<'_>, cx: Cx) -> Result<Appli
 }
 
 /// Runs a handler in one write transaction that first claims the activity id.
+///
+/// A unique violation means a concurrent request of the same actor committed a row this
+/// one also meant to create (its first follow, a key refresh): the transaction is rolled
+/// back and run once more, when it sees that row. A second violation is answered 503 with
+/// `Retry-After` (see [`crate::http::inbox`]), never 500: the request was valid.
 async fn in_transaction<F>(state: &AppState, cx: Cx, handler: F) -> Result<Applied, Error>
 where
-    F: FnOnce(&mut AnyConnection, &Cx) -> Result<Applied, Error> + Send + 'static,
+    F: Fn(&mut AnyConnection, &Cx) -> Result<Applied, Error> + Send + 'static,
 {
     state
         .db
-        .write(move |c| {
-            let fresh = dedupe::claim_activity(
-                c,
-                cx.activity.id.as_str(),
-                cx.activity.actor.as_str(),
-                &cx.activity.type_name,
-                cx.now,
-            )?;
-            if !fresh {
-                return Ok(Applied::duplicate());
+        .run(move |c| {
+            let attempt = |c: &mut AnyConnection| {
+                write_transaction(c, |c| {
+                    let fresh = dedupe::claim_activity(
+                        c,
+                        cx.activity.id.as_str(),
+                        cx.activity.actor.as_str(),
+                        &cx.activity.type_name,
+                        cx.now,
+                    )?;
+                    if !fresh {
+                        return Ok(Applied::duplicate());
+                    }
+                    handler(c, &cx)
+                })
+            };
+            match attempt(c) {
+                Err(Error::Database(e)) if is_unique_violation(&e) => {
+                    tracing::debug!(error = %e, "inbox: concurrent insert; running once more");
+                    attempt(c)
+                }
+                other => other,
             }
-            handler(c, &cx)
         })
         .await
 }

@@ -6,10 +6,7 @@ use super::{
     rejection::InboxRejection,
 };
 use crate::{
-    db::{
-        Database, now_millis,
-        remote_actors::{self, RemoteActor},
-    },
+    db::{now_millis, remote_actors::RemoteActor},
     error::Error,
     federation::{
         RemoteFailure, SignatureRejection, canonical_host, fetch::Fetcher,
@@ -31,27 +28,31 @@ pub(super) enum Authenticated {
     GoneActorDelete,
 }
 
-/// Authenticates `activity`: its actor must own the key that signed the request (the key
-/// is looked up by id, fetched when unknown or stale), and the signature must verify.
-/// A signature that fails with a cached key is retried once with a refetched key, since
-/// the actor may have rotated it. Every key fetch is charged to the host's key-fetch budget.
+/// Refuses a key id on another origin than the activity's actor, before anything is looked
+/// up or fetched for it, so a key id elsewhere cannot be used to make us fetch.
+pub(super) fn key_on_actor_origin(
+    pending: &PendingSignature,
+    activity: &InboundActivity,
+) -> Result<(), Error> {
+    if pending.key_id.origin() != activity.actor.origin() {
+        return Err(mismatch(pending.key_id.as_str(), activity));
+    }
+    Ok(())
+}
+
+/// Authenticates `activity`: its actor must own the key that signed the request (`stored`
+/// is the actor holding that key id here, if any; the key is fetched when unknown or
+/// stale), and the signature must verify. A signature that fails with a cached key is
+/// retried once with a refetched key, since the actor may have rotated it. Every key fetch
+/// is charged to the host's key-fetch budget. [`key_on_actor_origin`] must have passed.
 pub(super) async fn authenticate(
-    db: &Database,
     fetcher: &Fetcher<'_>,
     limits: &InboxRateLimits,
     pending: &PendingSignature,
     activity: &InboundActivity,
+    stored: Option<RemoteActor>,
 ) -> Result<Authenticated, Error> {
     let key_id = pending.key_id.clone();
-    // Checked before any fetch, so a key id elsewhere cannot be used to make us fetch.
-    if key_id.origin() != activity.actor.origin() {
-        return Err(mismatch(key_id.as_str(), activity));
-    }
-    let stored = {
-        let key = key_id.to_string();
-        db.run(move |c| remote_actors::find_by_key_id(c, &key))
-            .await?
-    };
     let usable = stored.filter(|a| a.deleted_at.is_none() && a.public_key_pem.is_some());
     let charge_fetch = || {
         limits
@@ -84,7 +85,9 @@ pub(super) async fn authenticate(
         return Err(mismatch(&actor.ap_id, activity));
     }
     let pem = actor.public_key_pem.clone().unwrap_or_default();
-    match pending.verify_async(&pem).await {
+    // On this thread: one RSA verification (tens of µs) costs less than handing it to the
+    // blocking pool and back.
+    match pending.verify(&pem) {
         Ok(()) => Ok(Authenticated::Actor(Box::new(actor))),
         Err(Error::Signature(SignatureRejection::BadSignature)) if cached => {
             // Forged signatures with a real key id must not make us refetch without bound.
@@ -96,9 +99,7 @@ pub(super) async fn authenticate(
             if refreshed.public_key_pem == actor.public_key_pem {
                 return Err(SignatureRejection::BadSignature.into());
             }
-            pending
-                .verify_async(&refreshed.public_key_pem.clone().unwrap_or_default())
-                .await?;
+            pending.verify(refreshed.public_key_pem.as_deref().unwrap_or_default())?;
             Ok(Authenticated::Actor(Box::new(refreshed)))
         }
         Err(e) => Err(e),
