@@ -336,8 +336,9 @@ pub struct NewPost<'a> {
     /// `Never`, or `Federated` when its `Create` is queued in the same transaction (which
     /// also sets `federated_at`).
     pub state: FederationState,
-    /// When the event that brings it happened (ms): a later, older event is ignored.
-    pub last_event_at: i64,
+    /// When the event that brings it happened (ms), if one does: a later, older event is
+    /// then ignored.
+    pub last_event_at: Option<i64>,
 }
 
 fn to_json<T: Serialize>(value: &T) -> Result<String, Error> {
@@ -362,7 +363,7 @@ pub fn insert_many(
         })
         .collect::<Result<Vec<_>, Error>>()?;
     let mut stored: HashMap<String, Post> = HashMap::with_capacity(new.len());
-    let per_statement = super::rows_per_statement(24);
+    let per_statement = super::rows_per_statement(25);
     for (posts_chunk, json_chunk) in new.chunks(per_statement).zip(encoded.chunks(per_statement)) {
         let rows: Vec<_> = posts_chunk
             .iter()
@@ -489,6 +490,7 @@ pub fn upsert(
                 author,
                 input,
                 state: FederationState::Never,
+                last_event_at: None,
             };
             Ok((insert(conn, &new, now)?, true))
         }

@@ -133,7 +133,7 @@ pub(super) fn store_new(
             } else {
                 FederationState::Never
             },
-            last_event_at: a.occurred,
+            last_event_at: Some(a.occurred),
         })
         .collect();
     let stored = posts::insert_many(conn, &new, now)?;
