@@ -620,6 +620,84 @@ async fn blocked_servers_and_accounts_are_refused() {
     bridge.app.stop().await.expect("stops");
 }
 
+/// A user's block of one account (not its server) stops that account's likes, replies and
+/// follows, and nobody else's (the block is read in the same query as the post or user).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_users_block_of_an_account_stops_its_interactions_on_postgres() {
+    let Some(bridge) = Bridge::start(Backend::Postgres, &[]).await else {
+        return;
+    };
+    let remote = FakeRemote::start(&["eve", "frank"], &[]).await;
+    let inbox = bridge.shared_inbox();
+    let (eve, frank) = (remote.actor("eve"), remote.actor("frank"));
+    let user = bridge.user.id;
+    let blocked = eve.to_string();
+    bridge
+        .db
+        .write(move |c| {
+            bridge::db::user_blocks::add(
+                c,
+                user,
+                &bridge::db::user_blocks::BlockTarget::Actor(blocked),
+                now_millis(),
+            )
+        })
+        .await
+        .expect("user block");
+    let public = "https://www.w3.org/ns/activitystreams#Public";
+    for (name, actor) in [("eve", &eve), ("frank", &frank)] {
+        let activities = [
+            json!({
+                "id": format!("{actor}#like"), "type": "Like", "actor": actor,
+                "object": bridge.note()
+            }),
+            json!({
+                "id": format!("{actor}/notes/1/activity"), "type": "Create", "actor": actor,
+                "to": [public], "cc": [bridge.actor()],
+                "object": {
+                    "id": format!("{actor}/notes/1"), "type": "Note", "attributedTo": actor,
+                    "inReplyTo": bridge.note(), "content": "<p>hello</p>", "to": [public],
+                    "published": "2026-01-01T00:00:00Z"
+                }
+            }),
+            json!({
+                "id": format!("{actor}#follow"), "type": "Follow", "actor": actor,
+                "object": bridge.actor()
+            }),
+        ];
+        for activity in activities {
+            assert_eq!(
+                remote.send(&inbox, name, activity.clone()).await,
+                202,
+                "{activity}"
+            );
+        }
+    }
+    let mut types = bridge.message_types().await;
+    types.sort();
+    assert_eq!(
+        types,
+        ["follower.added", "like.added", "reply.received"],
+        "only frank's like, reply and follow reach the platform"
+    );
+    let answers: Vec<String> = bridge
+        .query(|c| {
+            activities::table
+                .order(activities::id.asc())
+                .select(activities::kind)
+                .load(c)
+        })
+        .await;
+    assert_eq!(
+        answers,
+        ["Reject", "Accept"],
+        "eve's follow is rejected, frank's accepted"
+    );
+    let (follows, _, _) = bridge.traces().await;
+    assert_eq!(follows, 1);
+    bridge.app.stop().await.expect("stops");
+}
+
 /// Imports `list` as the operator would (`fedibridge blocks import`); returns the report.
 async fn import_blocklist(
     bridge: &Bridge,

@@ -6,7 +6,7 @@ use super::context::{Applied, Cx};
 use crate::{
     db::{
         AnyConnection,
-        blocks::{self, InstanceBlockSeverity},
+        blocks::InstanceBlockSeverity,
         follows::{self, FollowState},
         users::{User, UserId},
     },
@@ -80,16 +80,15 @@ pub(super) fn apply(conn: &mut AnyConnection, cx: &Cx) -> Result<Applied, Error>
     let Some(target) = cx.activity.object_id() else {
         return Ok(Applied::ignored());
     };
-    let Some(user) = cx.local_user(conn, &target)? else {
+    let Some((user, blocks_actor)) = cx.local_user_blocking(conn, &target)? else {
         return Ok(Applied::ignored());
     };
     // Paused or off: the actor is unavailable, so there is no one to follow.
     if user.sharing() != SharingState::On {
         return Ok(Applied::ignored());
     }
-    let follows_refused = blocks::instance_block_for(conn, &cx.actor.host)?
-        == Some(InstanceBlockSeverity::FollowsOnly);
-    if follows_refused || cx.blocked_by(conn, &user)? {
+    let follows_refused = cx.host_block == Some(InstanceBlockSeverity::FollowsOnly);
+    if follows_refused || blocks_actor {
         return reject(conn, cx, &user);
     }
     // Only a new follower counts against a cap: a repeated Follow of an existing one is

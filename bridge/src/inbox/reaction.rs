@@ -22,12 +22,10 @@ pub(super) fn apply(
     let Some(object) = cx.activity.object_id() else {
         return Ok(Applied::ignored());
     };
-    let Some((post, author)) = cx.visible_post(conn, &object)? else {
+    let Some((post, author, blocked)) = cx.visible_post(conn, &object)? else {
         return Ok(Applied::ignored());
     };
-    if cx.blocked_by(conn, &author)?
-        || interactions::active_reaction(conn, kind, cx.actor.id, post.id)?.is_some()
-    {
+    if blocked || interactions::active_reaction(conn, kind, cx.actor.id, post.id)?.is_some() {
         return Ok(Applied::ignored());
     }
     let inserted = interactions::insert(
