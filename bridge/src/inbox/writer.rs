@@ -161,3 +161,113 @@ fn apply_one(conn: &mut AnyConnection, work: &Work) -> Result<Applied, Error> {
     }
     (work.handler)(conn, cx)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use diesel::prelude::*;
+    use serde_json::Value;
+    use url::Url;
+
+    use super::*;
+    use crate::{
+        db::{remote_actors::RemoteActor, schema::inbound_activities},
+        federation::urls::Urls,
+        inbox::{
+            context::Outcome,
+            follow::FollowCaps,
+            parse::{ActivityKind, InboundActivity},
+        },
+        settings::Settings,
+    };
+
+    fn cx(settings: &Settings, id: &str) -> Cx {
+        let actor = Url::parse("https://remote.example/users/eve").expect("url");
+        Cx {
+            urls: Urls::new(&settings.federation).expect("urls"),
+            activity: InboundActivity {
+                id: Url::parse(&format!("{actor}#{id}")).expect("url"),
+                kind: ActivityKind::Like,
+                type_name: "Like".into(),
+                actor: actor.clone(),
+                object: Value::Null,
+                target: Value::Null,
+                content: None,
+            },
+            actor: RemoteActor {
+                id: 1.into(),
+                ap_id: actor.to_string(),
+                host: "remote.example".into(),
+                kind: "Person".into(),
+                preferred_username: None,
+                name: None,
+                url: None,
+                icon_url: None,
+                inbox: format!("{actor}/inbox"),
+                shared_inbox: None,
+                public_key_id: None,
+                public_key_pem: None,
+                moved_to: None,
+                fetched_at: 0,
+                deleted_at: None,
+            },
+            now: 1,
+            follow_caps: FollowCaps::from_settings(&settings.inbox),
+            host_block: None,
+        }
+    }
+
+    /// A failing activity in a batch costs the others nothing: the batch is rolled back,
+    /// each activity is applied alone, and only the failing one is refused (its id is not
+    /// claimed, so its sender's retry will be applied).
+    #[tokio::test]
+    async fn a_failing_activity_leaves_the_rest_of_its_batch_applied() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let url = format!("sqlite://{}", dir.path().join("writer.db").display());
+        let settings = Settings::load_with_env(
+            None,
+            Some(HashMap::from([(
+                "FEDIBRIDGE__DATABASE__URL".to_owned(),
+                url,
+            )])),
+        )
+        .expect("settings");
+        let db = Database::new(&settings.database).expect("pool");
+        db.migrate().await.expect("migrations");
+        let writer = InboxWriter::start(db.clone(), 1);
+
+        let ok = |_: &mut AnyConnection, _: &Cx| Ok(Applied::accepted());
+        let failing = |_: &mut AnyConnection, _: &Cx| -> Result<Applied, Error> {
+            Err(Error::Storage("this activity cannot be applied".into()))
+        };
+        // Queued before the writer runs (one thread), so they form one batch.
+        let (first, bad, second, again) = tokio::join!(
+            writer.apply(cx(&settings, "first"), Box::new(ok)),
+            writer.apply(cx(&settings, "bad"), Box::new(failing)),
+            writer.apply(cx(&settings, "second"), Box::new(ok)),
+            writer.apply(cx(&settings, "first"), Box::new(ok)),
+        );
+        assert_eq!(first.expect("applied").outcome, Outcome::Accepted);
+        assert!(matches!(bad, Err(Error::Storage(_))), "{bad:?}");
+        assert_eq!(second.expect("applied").outcome, Outcome::Accepted);
+        assert_eq!(again.expect("answered").outcome, Outcome::Duplicate);
+
+        let mut claimed: Vec<String> = db
+            .run(|c| {
+                Ok(inbound_activities::table
+                    .select(inbound_activities::ap_id)
+                    .load(c)?)
+            })
+            .await
+            .expect("claims");
+        claimed.sort();
+        assert_eq!(
+            claimed,
+            [
+                "https://remote.example/users/eve#first",
+                "https://remote.example/users/eve#second"
+            ]
+        );
+    }
+}
