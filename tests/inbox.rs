@@ -620,6 +620,63 @@ async fn blocked_servers_and_accounts_are_refused() {
     bridge.app.stop().await.expect("stops");
 }
 
+/// One like per actor and post is in effect at a time, even when several Likes with
+/// different ids arrive at once (a unique index, not a read before the insert); once it is
+/// undone, a new Like counts again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_likes_of_one_post_by_one_actor_count_once_on_postgres() {
+    let Some(bridge) = Bridge::start(
+        Backend::Postgres,
+        &[
+            ("FEDIBRIDGE__DATABASE__POOL_SIZE", "8"),
+            ("FEDIBRIDGE__SERVER__WORKERS", "4"),
+        ],
+    )
+    .await
+    else {
+        return;
+    };
+    let remote = FakeRemote::start(&["eve"], &[]).await;
+    let inbox = bridge.shared_inbox();
+    let eve = remote.actor("eve");
+    // Known first, so the likes below reach their transactions together.
+    let first = json!({
+        "id": format!("{eve}#like-0"), "type": "Like", "actor": eve, "object": bridge.note()
+    });
+    assert_eq!(remote.send(&inbox, "eve", first).await, 202);
+    let undo = json!({
+        "id": format!("{eve}#undo-0"), "type": "Undo", "actor": eve,
+        "object": format!("{eve}#like-0")
+    });
+    assert_eq!(remote.send(&inbox, "eve", undo).await, 202);
+
+    let likes = (1..=12).map(|n| {
+        let like = json!({
+            "id": format!("{eve}#like-{n}"), "type": "Like", "actor": eve, "object": bridge.note()
+        });
+        let (remote, inbox) = (&remote, &inbox);
+        async move { remote.send(inbox, "eve", like).await }
+    });
+    let statuses = futures_util::future::join_all(likes).await;
+    assert!(statuses.iter().all(|s| *s == 202), "{statuses:?}");
+    assert_eq!(
+        bridge.message_types().await,
+        ["like.added", "like.removed", "like.added"],
+        "the like counts again after its Undo, and once only"
+    );
+    let active: i64 = bridge
+        .query(|c| {
+            remote_interactions::table
+                .filter(remote_interactions::kind.eq("like"))
+                .filter(remote_interactions::undone_at.is_null())
+                .count()
+                .get_result(c)
+        })
+        .await;
+    assert_eq!(active, 1);
+    bridge.app.stop().await.expect("stops");
+}
+
 /// A user's block of one account (not its server) stops that account's likes, replies and
 /// follows, and nobody else's (the block is read in the same query as the post or user).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

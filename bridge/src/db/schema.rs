@@ -112,6 +112,7 @@ diesel::table! {
         follow_activity_id -> Text,
         created_at -> BigInt,
         accepted_at -> Nullable<BigInt>,
+        host -> Text,
     }
 }
 
