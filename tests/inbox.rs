@@ -622,6 +622,141 @@ async fn blocked_servers_and_accounts_are_refused() {
     bridge.app.stop().await.expect("stops");
 }
 
+/// One like per actor and post is in effect at a time, even when several Likes with
+/// different ids arrive at once (a unique index, not a read before the insert); once it is
+/// undone, a new Like counts again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_likes_of_one_post_by_one_actor_count_once_on_postgres() {
+    let Some(bridge) = Bridge::start(
+        Backend::Postgres,
+        &[
+            ("FEDIBRIDGE__DATABASE__POOL_SIZE", "8"),
+            ("FEDIBRIDGE__SERVER__WORKERS", "4"),
+        ],
+    )
+    .await
+    else {
+        return;
+    };
+    let remote = FakeRemote::start(&["eve"], &[]).await;
+    let inbox = bridge.shared_inbox();
+    let eve = remote.actor("eve");
+    // Known first, so the likes below reach their transactions together.
+    let first = json!({
+        "id": format!("{eve}#like-0"), "type": "Like", "actor": eve, "object": bridge.note()
+    });
+    assert_eq!(remote.send(&inbox, "eve", first).await, 202);
+    let undo = json!({
+        "id": format!("{eve}#undo-0"), "type": "Undo", "actor": eve,
+        "object": format!("{eve}#like-0")
+    });
+    assert_eq!(remote.send(&inbox, "eve", undo).await, 202);
+
+    let likes = (1..=12).map(|n| {
+        let like = json!({
+            "id": format!("{eve}#like-{n}"), "type": "Like", "actor": eve, "object": bridge.note()
+        });
+        let (remote, inbox) = (&remote, &inbox);
+        async move { remote.send(inbox, "eve", like).await }
+    });
+    let statuses = futures_util::future::join_all(likes).await;
+    assert!(statuses.iter().all(|s| *s == 202), "{statuses:?}");
+    assert_eq!(
+        bridge.message_types().await,
+        ["like.added", "like.removed", "like.added"],
+        "the like counts again after its Undo, and once only"
+    );
+    let active: i64 = bridge
+        .query(|c| {
+            remote_interactions::table
+                .filter(remote_interactions::kind.eq("like"))
+                .filter(remote_interactions::undone_at.is_null())
+                .count()
+                .get_result(c)
+        })
+        .await;
+    assert_eq!(active, 1);
+    bridge.app.stop().await.expect("stops");
+}
+
+/// A user's block of one account (not its server) stops that account's likes, replies and
+/// follows, and nobody else's (the block is read in the same query as the post or user).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_users_block_of_an_account_stops_its_interactions_on_postgres() {
+    let Some(bridge) = Bridge::start(Backend::Postgres, &[]).await else {
+        return;
+    };
+    let remote = FakeRemote::start(&["eve", "frank"], &[]).await;
+    let inbox = bridge.shared_inbox();
+    let (eve, frank) = (remote.actor("eve"), remote.actor("frank"));
+    let user = bridge.user.id;
+    let blocked = eve.to_string();
+    bridge
+        .db
+        .write(move |c| {
+            bridge::db::user_blocks::add(
+                c,
+                user,
+                &bridge::db::user_blocks::BlockTarget::Actor(blocked),
+                now_millis(),
+            )
+        })
+        .await
+        .expect("user block");
+    let public = "https://www.w3.org/ns/activitystreams#Public";
+    for (name, actor) in [("eve", &eve), ("frank", &frank)] {
+        let activities = [
+            json!({
+                "id": format!("{actor}#like"), "type": "Like", "actor": actor,
+                "object": bridge.note()
+            }),
+            json!({
+                "id": format!("{actor}/notes/1/activity"), "type": "Create", "actor": actor,
+                "to": [public], "cc": [bridge.actor()],
+                "object": {
+                    "id": format!("{actor}/notes/1"), "type": "Note", "attributedTo": actor,
+                    "inReplyTo": bridge.note(), "content": "<p>hello</p>", "to": [public],
+                    "published": "2026-01-01T00:00:00Z"
+                }
+            }),
+            json!({
+                "id": format!("{actor}#follow"), "type": "Follow", "actor": actor,
+                "object": bridge.actor()
+            }),
+        ];
+        for activity in activities {
+            assert_eq!(
+                remote.send(&inbox, name, activity.clone()).await,
+                202,
+                "{activity}"
+            );
+        }
+    }
+    let mut types = bridge.message_types().await;
+    types.sort();
+    assert_eq!(
+        types,
+        ["follower.added", "like.added", "reply.received"],
+        "only frank's like, reply and follow reach the platform"
+    );
+    let answers: Vec<String> = bridge
+        .query(|c| {
+            activities::table
+                .order(activities::id.asc())
+                .select(activities::kind)
+                .load(c)
+        })
+        .await;
+    assert_eq!(
+        answers,
+        ["Reject", "Accept"],
+        "eve's follow is rejected, frank's accepted"
+    );
+    let (follows, _, _) = bridge.traces().await;
+    assert_eq!(follows, 1);
+    bridge.app.stop().await.expect("stops");
+}
+
 /// Imports `list` as the operator would (`fedibridge blocks import`); returns the report.
 async fn import_blocklist(
     bridge: &Bridge,

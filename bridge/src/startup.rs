@@ -12,7 +12,7 @@ use crate::{
     error::Error,
     federation::{ClientConfig, FederationClient, urls::Urls},
     http::{self, AppState},
-    inbox::InboxRateLimits,
+    inbox::{InboxRateLimits, InboxWriter},
     ingest::Ingest,
     relay,
     settings::Settings,
@@ -87,6 +87,12 @@ impl Application {
             delivery_wakeup: Arc::new(Notify::new()),
             fetch_failures: Arc::default(),
             inbox_limits: Arc::new(InboxRateLimits::new(&settings, &metrics)),
+            // Half the pool: the rest serves the lookups before authentication, the relay
+            // and the API while every batch slot is busy.
+            inbox_writer: InboxWriter::start(
+                db.clone(),
+                usize::try_from(settings.database.pool_size / 2).unwrap_or(1),
+            ),
             settings: Arc::new(settings),
             db,
             metrics,

@@ -3,12 +3,14 @@
 
 use std::collections::HashSet;
 
-use diesel::prelude::*;
+use diesel::{dsl::exists, prelude::*};
 
 use super::{
     AnyConnection,
-    schema::{instance_blocks, user_blocks},
-    users::UserId,
+    posts::Post,
+    remote_actors::RemoteActor,
+    schema::{instance_blocks, posts, remote_actors, user_blocks, users},
+    users::{User, UserId},
 };
 use crate::error::Error;
 
@@ -143,23 +145,22 @@ pub fn block_instance(
     reason: Option<&str>,
     now: i64,
 ) -> Result<(), Error> {
-    let domain = normalize_domain(domain);
-    let updated = diesel::update(instance_blocks::table.find(&domain))
+    use diesel::upsert::excluded;
+    let values = (
+        instance_blocks::domain.eq(normalize_domain(domain)),
+        instance_blocks::severity.eq(severity.as_str()),
+        instance_blocks::reason.eq(reason),
+        instance_blocks::created_at.eq(now),
+    );
+    with_backend!(conn, c => diesel::insert_into(instance_blocks::table)
+        .values(values)
+        .on_conflict(instance_blocks::domain)
+        .do_update()
         .set((
-            instance_blocks::severity.eq(severity.as_str()),
-            instance_blocks::reason.eq(reason),
+            instance_blocks::severity.eq(excluded(instance_blocks::severity)),
+            instance_blocks::reason.eq(excluded(instance_blocks::reason)),
         ))
-        .execute(conn)?;
-    if updated == 0 {
-        diesel::insert_into(instance_blocks::table)
-            .values((
-                instance_blocks::domain.eq(&domain),
-                instance_blocks::severity.eq(severity.as_str()),
-                instance_blocks::reason.eq(reason),
-                instance_blocks::created_at.eq(now),
-            ))
-            .execute(conn)?;
-    }
+        .execute(c))?;
     Ok(())
 }
 
@@ -188,6 +189,107 @@ pub fn instance_block_for(
     } else {
         parsed.first().copied()
     })
+}
+
+/// The strictest block of `host` from two flags: a block other than follows-only
+/// (anything unknown counts as a full block, as in [`InstanceBlockSeverity::parse`]), and
+/// a follows-only block.
+fn strictest(reject: bool, follows_only: bool) -> Option<InstanceBlockSeverity> {
+    if reject {
+        Some(InstanceBlockSeverity::Reject)
+    } else if follows_only {
+        Some(InstanceBlockSeverity::FollowsOnly)
+    } else {
+        None
+    }
+}
+
+/// The actor holding the key `key_id`, with the strictest block covering `host` (as
+/// [`instance_block_for`]), in one query; `None` when no actor holds that key.
+pub fn key_owner_with_block(
+    conn: &mut AnyConnection,
+    key_id: &str,
+    host: &str,
+) -> Result<Option<(RemoteActor, Option<InstanceBlockSeverity>)>, Error> {
+    let domains = domain_and_parents(host);
+    let covering = instance_blocks::table.filter(instance_blocks::domain.eq_any(&domains));
+    let follows_only = InstanceBlockSeverity::FollowsOnly.as_str();
+    let row: Option<(RemoteActor, bool, bool)> = remote_actors::table
+        .filter(remote_actors::public_key_id.eq(key_id))
+        .select((
+            RemoteActor::as_select(),
+            exists(
+                covering
+                    .clone()
+                    .filter(instance_blocks::severity.ne(follows_only)),
+            ),
+            exists(covering.filter(instance_blocks::severity.eq(follows_only))),
+        ))
+        .first(conn)
+        .optional()?;
+    Ok(row.map(|(actor, reject, follows_only)| (actor, strictest(reject, follows_only))))
+}
+
+/// The user `platform_user_id`, and whether they block the actor `actor_id` or its server
+/// `host` (as [`user_blocks`]), in one query.
+pub fn user_with_block(
+    conn: &mut AnyConnection,
+    platform_user_id: &str,
+    actor_id: &str,
+    host: &str,
+) -> Result<Option<(User, bool)>, Error> {
+    let domains = domain_and_parents(host);
+    let by_actor = user_blocks::target_kind
+        .eq("actor")
+        .and(user_blocks::target.eq(actor_id));
+    let by_domain = user_blocks::target_kind
+        .eq("domain")
+        .and(user_blocks::target.eq_any(&domains));
+    // At most one row per user: any matching block will do.
+    let row: Option<(User, Option<i64>)> = users::table
+        .left_join(
+            user_blocks::table.on(user_blocks::user_id
+                .eq(users::id)
+                .and(by_actor.or(by_domain))),
+        )
+        .filter(users::platform_user_id.eq(platform_user_id))
+        .select((User::as_select(), user_blocks::id.nullable()))
+        .first(conn)
+        .optional()?;
+    Ok(row.map(|(user, block)| (user, block.is_some())))
+}
+
+/// The post `platform_post_id` with its author, and whether the author blocks the actor
+/// `actor_id` or its server `host` (as [`user_blocks`]), in one query.
+pub fn post_with_block(
+    conn: &mut AnyConnection,
+    platform_post_id: &str,
+    actor_id: &str,
+    host: &str,
+) -> Result<Option<(Post, User, bool)>, Error> {
+    let domains = domain_and_parents(host);
+    let by_actor = user_blocks::target_kind
+        .eq("actor")
+        .and(user_blocks::target.eq(actor_id));
+    let by_domain = user_blocks::target_kind
+        .eq("domain")
+        .and(user_blocks::target.eq_any(&domains));
+    let row: Option<(Post, User, Option<i64>)> = posts::table
+        .inner_join(users::table)
+        .left_join(
+            user_blocks::table.on(user_blocks::user_id
+                .eq(users::id)
+                .and(by_actor.or(by_domain))),
+        )
+        .filter(posts::platform_post_id.eq(platform_post_id))
+        .select((
+            Post::as_select(),
+            User::as_select(),
+            user_blocks::id.nullable(),
+        ))
+        .first(conn)
+        .optional()?;
+    Ok(row.map(|(post, author, block)| (post, author, block.is_some())))
 }
 
 /// Whether `user` blocks the actor `actor_id` or its server `host` (or a parent domain).

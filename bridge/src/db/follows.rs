@@ -84,9 +84,16 @@ pub fn upsert(
     now: i64,
 ) -> Result<(Follow, bool), Error> {
     let accepted_at = (state == FollowState::Accepted).then_some(now);
+    // The follower's host, copied from its actor (see `from_host_at_least`).
+    let host = remote_actors::table
+        .find(follower.0)
+        .select(remote_actors::host)
+        .single_value()
+        .assume_not_null();
     let values = (
         follows::user_id.eq(user.0),
         follows::remote_actor_id.eq(follower.0),
+        follows::host.eq(host),
         follows::state.eq(state.as_str()),
         follows::follow_activity_id.eq(follow_activity_id),
         follows::created_at.eq(now),
@@ -211,7 +218,7 @@ pub fn followers(
 }
 
 /// Whether at least `n` follows (pending or accepted) come from actors on `host`: of `user`,
-/// or of any local user. Stops at the `n`-th, so a cap check reads at most `n` index entries.
+/// or of any local user. Reads at most `n` entries of the `(host, user_id)` index.
 pub fn from_host_at_least(
     conn: &mut AnyConnection,
     host: &str,
@@ -222,10 +229,10 @@ pub fn from_host_at_least(
         return Ok(true);
     }
     let skip = i64::try_from(n - 1).unwrap_or(i64::MAX);
+    // Only indexed columns are read, so the index alone can answer.
     let from_host = follows::table
-        .inner_join(remote_actors::table)
-        .filter(remote_actors::host.eq(host))
-        .select(follows::id);
+        .filter(follows::host.eq(host))
+        .select(follows::user_id);
     let nth: Option<i64> = match user {
         Some(user) => from_host
             .filter(follows::user_id.eq(user.0))

@@ -119,7 +119,9 @@ pub struct NewInteraction<'a> {
     pub object_ap_id: Option<&'a str>,
 }
 
-/// Stores an interaction; `false` when one with the same `ap_id` exists already.
+/// Stores an interaction; `false` when one with the same `ap_id` exists already, or when it
+/// is a like (boost) and the actor's like (boost) of that post is in effect already (a
+/// partial unique index).
 pub fn insert(conn: &mut AnyConnection, new: &NewInteraction<'_>, now: i64) -> Result<bool, Error> {
     let values = (
         remote_interactions::ap_id.eq(new.ap_id),
@@ -141,24 +143,6 @@ pub fn insert(conn: &mut AnyConnection, new: &NewInteraction<'_>, now: i64) -> R
 pub fn find_by_ap_id(conn: &mut AnyConnection, ap_id: &str) -> Result<Option<Interaction>, Error> {
     Ok(remote_interactions::table
         .filter(remote_interactions::ap_id.eq(ap_id))
-        .select(Interaction::as_select())
-        .first(conn)
-        .optional()?)
-}
-
-/// A like or boost of `post` by `actor` still in effect (a second `Like` with another id
-/// must not count twice).
-pub fn active_reaction(
-    conn: &mut AnyConnection,
-    kind: InteractionKind,
-    actor: RemoteActorId,
-    post: PostId,
-) -> Result<Option<Interaction>, Error> {
-    Ok(remote_interactions::table
-        .filter(remote_interactions::kind.eq(kind.as_str()))
-        .filter(remote_interactions::remote_actor_id.eq(actor.0))
-        .filter(remote_interactions::post_id.eq(post.0))
-        .filter(remote_interactions::undone_at.is_null())
         .select(Interaction::as_select())
         .first(conn)
         .optional()?)

@@ -5,7 +5,11 @@ use std::collections::HashMap;
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::{AnyConnection, schema::posts, users::UserId};
+use super::{
+    AnyConnection,
+    schema::{posts, users},
+    users::{User, UserId},
+};
 use crate::error::Error;
 
 /// The bridge's own id of a post.
@@ -502,6 +506,16 @@ pub fn find_by_platform_id(conn: &mut AnyConnection, id: &str) -> Result<Option<
     Ok(posts::table
         .filter(posts::platform_post_id.eq(id))
         .select(Post::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// The post with this platform id and its author, in one query.
+pub fn find_with_author(conn: &mut AnyConnection, id: &str) -> Result<Option<(Post, User)>, Error> {
+    Ok(posts::table
+        .inner_join(users::table)
+        .filter(posts::platform_post_id.eq(id))
+        .select((Post::as_select(), User::as_select()))
         .first(conn)
         .optional()?)
 }

@@ -113,6 +113,7 @@ diesel::table! {
         follow_activity_id -> Text,
         created_at -> BigInt,
         accepted_at -> Nullable<BigInt>,
+        host -> Text,
     }
 }
 

@@ -31,7 +31,7 @@ use tokio::sync::Notify;
 use crate::{
     db::Database,
     federation::{FederationClient, fetch::FetchFailures, urls::Urls},
-    inbox::InboxRateLimits,
+    inbox::{InboxRateLimits, InboxWriter},
     settings::Settings,
     telemetry::Metrics,
 };
@@ -51,6 +51,8 @@ pub struct AppState {
     pub fetch_failures: Arc<FetchFailures>,
     /// The inbox's budgets per remote host and actor, shared by every inbox request.
     pub inbox_limits: Arc<InboxRateLimits>,
+    /// Applies inbox activities' effects, batching their transactions.
+    pub inbox_writer: InboxWriter,
     /// Notified when deliveries were queued, so the delivery role starts at once.
     pub delivery_wakeup: Arc<Notify>,
     /// Metrics registry.

@@ -11,7 +11,8 @@ use super::{
 };
 use crate::{
     db::{
-        AnyConnection, blocks, posts,
+        AnyConnection, blocks,
+        blocks::InstanceBlockSeverity,
         posts::{FederationState, Post},
         remote_actors::RemoteActor,
         users::{self, User},
@@ -107,6 +108,9 @@ pub(super) struct Cx {
     pub now: i64,
     /// How many followers one remote host may have here.
     pub follow_caps: FollowCaps,
+    /// The administrator's block of the actor's server, as looked up before
+    /// authentication (a `Reject` never gets this far).
+    pub host_block: Option<InstanceBlockSeverity>,
 }
 
 impl Cx {
@@ -123,31 +127,41 @@ impl Cx {
         }
     }
 
-    /// The local post whose Note URL is `url`, with its author, when it is on the
-    /// fediverse right now: federated, still shareable, and its author sharing.
+    /// The local user whose actor URL is `url` (any sharing state), and whether they block
+    /// the actor or its server.
+    pub fn local_user_blocking(
+        &self,
+        conn: &mut AnyConnection,
+        url: &Url,
+    ) -> Result<Option<(User, bool)>, Error> {
+        match self.urls.parse_local(url) {
+            Some(LocalObject::Actor(uid)) => {
+                blocks::user_with_block(conn, &uid, &self.actor.ap_id, &self.actor.host)
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// The local post whose Note URL is `url`, with its author and whether the author
+    /// blocks the actor or its server, when it is on the fediverse right now: federated,
+    /// still shareable, and its author sharing.
     pub fn visible_post(
         &self,
         conn: &mut AnyConnection,
         url: &Url,
-    ) -> Result<Option<(Post, User)>, Error> {
+    ) -> Result<Option<(Post, User, bool)>, Error> {
         let Some(LocalObject::Note(pid)) = self.urls.parse_local(url) else {
             return Ok(None);
         };
-        let Some(post) = posts::find_by_platform_id(conn, &pid)? else {
+        let Some((post, author, blocked)) =
+            blocks::post_with_block(conn, &pid, &self.actor.ap_id, &self.actor.host)?
+        else {
             return Ok(None);
         };
         if post.federation() != FederationState::Federated || !post.content_is_shareable() {
             return Ok(None);
         }
-        let Some(author) = users::find(conn, post.user_id)? else {
-            return Ok(None);
-        };
-        Ok((author.sharing() == SharingState::On).then_some((post, author)))
-    }
-
-    /// Whether `user` blocks the actor or its server.
-    pub fn blocked_by(&self, conn: &mut AnyConnection, user: &User) -> Result<bool, Error> {
-        blocks::user_blocks(conn, user.id, &self.actor.ap_id, &self.actor.host)
+        Ok((author.sharing() == SharingState::On).then_some((post, author, blocked)))
     }
 
     /// Writes a message to the platform about `user`, unless the user turned sharing off

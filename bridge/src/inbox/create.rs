@@ -68,6 +68,8 @@ struct Addressee {
     user: User,
     post: Option<Post>,
     kind: InteractionKind,
+    /// The user blocks the Note's author or its server: nothing reaches them.
+    blocked: bool,
 }
 
 /// Stores the Note once per addressee and tells each of them: the author of the post it
@@ -84,18 +86,19 @@ pub(super) fn apply(
     ];
     for (url, kind) in targets {
         if let Some(url) = url
-            && let Some((post, author)) = cx.visible_post(conn, url)?
+            && let Some((post, author, blocked)) = cx.visible_post(conn, url)?
             && !addressees.iter().any(|a| a.user.id == author.id)
         {
             addressees.push(Addressee {
                 user: author,
                 post: Some(post),
                 kind,
+                blocked,
             });
         }
     }
     for mention in &note.mentions {
-        if let Some(user) = cx.local_user(conn, mention)?
+        if let Some((user, blocked)) = cx.local_user_blocking(conn, mention)?
             && user.sharing() == SharingState::On
             && !addressees.iter().any(|a| a.user.id == user.id)
         {
@@ -103,13 +106,14 @@ pub(super) fn apply(
                 user,
                 post: None,
                 kind: InteractionKind::Mention,
+                blocked,
             });
         }
     }
 
     let mut delivered = false;
     for (index, addressee) in addressees.iter().enumerate() {
-        if cx.blocked_by(conn, &addressee.user)? {
+        if addressee.blocked {
             continue;
         }
         // `ap_id` is unique, so addressees after the first get a key of their own.

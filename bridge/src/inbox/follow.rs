@@ -6,7 +6,7 @@ use super::context::{Applied, Cx};
 use crate::{
     db::{
         AnyConnection,
-        blocks::{self, InstanceBlockSeverity},
+        blocks::InstanceBlockSeverity,
         follows::{self, FollowState},
         users::{User, UserId},
     },
@@ -36,18 +36,23 @@ impl FollowCaps {
         }
     }
 
-    /// The cap a new follower of `user` from `host` would go beyond, if any.
+    /// The cap that the follows of `user` from `host`, a new one already counted, go
+    /// beyond, if any.
     fn exceeded(
         self,
         conn: &mut AnyConnection,
         user: UserId,
         host: &str,
     ) -> Result<Option<FollowCap>, Error> {
-        if self.per_user > 0 && follows::from_host_at_least(conn, host, Some(user), self.per_user)?
+        let beyond = |cap: u64| cap.saturating_add(1);
+        if self.per_user > 0
+            && follows::from_host_at_least(conn, host, Some(user), beyond(self.per_user))?
         {
             return Ok(Some(FollowCap::PerUser));
         }
-        if self.per_host > 0 && follows::from_host_at_least(conn, host, None, self.per_host)? {
+        if self.per_host > 0
+            && follows::from_host_at_least(conn, host, None, beyond(self.per_host))?
+        {
             return Ok(Some(FollowCap::PerHost));
         }
         Ok(None)
@@ -80,33 +85,17 @@ pub(super) fn apply(conn: &mut AnyConnection, cx: &Cx) -> Result<Applied, Error>
     let Some(target) = cx.activity.object_id() else {
         return Ok(Applied::ignored());
     };
-    let Some(user) = cx.local_user(conn, &target)? else {
+    let Some((user, blocks_actor)) = cx.local_user_blocking(conn, &target)? else {
         return Ok(Applied::ignored());
     };
     // Paused or off: the actor is unavailable, so there is no one to follow.
     if user.sharing() != SharingState::On {
         return Ok(Applied::ignored());
     }
-    let follows_refused = blocks::instance_block_for(conn, &cx.actor.host)?
-        == Some(InstanceBlockSeverity::FollowsOnly);
-    if follows_refused || cx.blocked_by(conn, &user)? {
+    let follows_refused = cx.host_block == Some(InstanceBlockSeverity::FollowsOnly);
+    if follows_refused || blocks_actor {
         return reject(conn, cx, &user);
     }
-    // Only a new follower counts against a cap: a repeated Follow of an existing one is
-    // answered as before, and lowering a cap never drops followers.
-    if follows::find(conn, user.id, cx.actor.id)?.is_none()
-        && let Some(cap) = cx.follow_caps.exceeded(conn, user.id, &cx.actor.host)?
-    {
-        tracing::info!(
-            host = %cx.actor.host,
-            cap = cap.as_str(),
-            "follow rejected: the host is at its follow cap"
-        );
-        let mut applied = reject(conn, cx, &user)?;
-        applied.over_cap = Some(cap);
-        return Ok(applied);
-    }
-
     let state = if user.manually_approves_followers {
         FollowState::Pending
     } else {
@@ -120,6 +109,21 @@ pub(super) fn apply(conn: &mut AnyConnection, cx: &Cx) -> Result<Applied, Error>
         state,
         cx.now,
     )?;
+    // Only a new follower counts against a cap (it is checked once stored, counted with the
+    // others): a repeated Follow of an existing one is answered as before, and lowering a
+    // cap never drops followers.
+    if created && let Some(cap) = cx.follow_caps.exceeded(conn, user.id, &cx.actor.host)? {
+        tracing::info!(
+            host = %cx.actor.host,
+            cap = cap.as_str(),
+            "follow rejected: the host is at its follow cap"
+        );
+        // Taken back before anyone heard of it, so `reject` finds no follow to announce.
+        follows::remove(conn, user.id, cx.actor.id)?;
+        let mut applied = reject(conn, cx, &user)?;
+        applied.over_cap = Some(cap);
+        return Ok(applied);
+    }
     // A repeated Follow (new id) of an accepted follow is accepted again, as Mastodon
     // does, so that a follower who lost our Accept recovers.
     let accepted = follow.is_accepted();

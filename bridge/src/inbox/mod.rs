@@ -29,6 +29,7 @@ pub mod sanitize;
 mod undo;
 mod update;
 mod verify;
+mod writer;
 
 use std::time::{Duration, SystemTime};
 
@@ -37,6 +38,7 @@ use bytes::Bytes;
 pub use context::Outcome;
 pub use rate_limit::InboxRateLimits;
 pub use rejection::InboxRejection;
+pub use writer::InboxWriter;
 
 use context::{Applied, Cx};
 use follow::FollowCaps;
@@ -47,11 +49,10 @@ use crate::{
     db::{
         AnyConnection,
         blocks::{self, InstanceBlockSeverity},
-        dedupe,
         interactions::InteractionKind,
-        is_unique_violation, now_millis,
-        remote_actors::{self, RemoteActor},
-        users, write_transaction,
+        now_millis,
+        remote_actors::RemoteActor,
+        users,
     },
     error::Error,
     federation::{
@@ -181,7 +182,7 @@ pub async fn receive(state: &AppState, request: InboundRequest) -> Result<Outcom
         .charge_activity(&origin, &activity.actor)
         .map_err(InboxRejection::RateLimited)?;
 
-    let applied = dispatch(state, &fetcher, activity, actor).await?;
+    let applied = dispatch(state, &fetcher, activity, actor, known.blocked).await?;
     if applied.deliveries_queued {
         state.delivery_wakeup.notify_one();
     }
@@ -224,11 +225,16 @@ impl Known {
                 key_owner: None,
             });
         }
-        let blocked = blocks::instance_block_for(conn, host)?;
-        let key_owner = match (&blocked, key_id) {
-            (Some(InstanceBlockSeverity::Reject), _) | (_, None) => None,
-            (_, Some(key_id)) => remote_actors::find_by_key_id(conn, &key_id)?,
+        // The common case, a known key, is one query; an unknown key one more.
+        let (key_owner, blocked) = match key_id {
+            Some(key_id) => match blocks::key_owner_with_block(conn, &key_id, host)? {
+                Some((actor, blocked)) => (Some(actor), blocked),
+                None => (None, blocks::instance_block_for(conn, host)?),
+            },
+            None => (None, blocks::instance_block_for(conn, host)?),
         };
+        // A rejected server's actor is not used for anything, not even a key check.
+        let key_owner = key_owner.filter(|_| blocked != Some(InstanceBlockSeverity::Reject));
         Ok(Self {
             inbox_exists,
             blocked,
@@ -242,6 +248,7 @@ async fn dispatch(
     fetcher: &Fetcher<'_>,
     activity: InboundActivity,
     actor: RemoteActor,
+    host_block: Option<InstanceBlockSeverity>,
 ) -> Result<Applied, Error> {
     let cx = Cx {
         urls: state.urls.clone(),
@@ -249,6 +256,7 @@ async fn dispatch(
         actor,
         now: now_millis(),
         follow_caps: FollowCaps::from_settings(&state.settings.inbox),
+        host_block,
     };
     match cx.activity.kind {
         ActivityKind::Follow => in_transaction(state, cx, follow::apply).await,
@@ -307,41 +315,11 @@ async fn update(state: &AppState, fetcher: &Fetcher<'_>, cx: Cx) -> Result<Appli
     }
 }
 
-/// Runs a handler in one write transaction that first claims the activity id.
-///
-/// A unique violation means a concurrent request of the same actor committed a row this
-/// one also meant to create (its first follow, a key refresh): the transaction is rolled
-/// back and run once more, when it sees that row. A second violation is answered 503 with
-/// `Retry-After` (see [`crate::http::inbox`]), never 500: the request was valid.
+/// Runs a handler in a write transaction that first claims the activity id (shared with
+/// the other activities ready at the same time; see [`writer`]).
 async fn in_transaction<F>(state: &AppState, cx: Cx, handler: F) -> Result<Applied, Error>
 where
-    F: Fn(&mut AnyConnection, &Cx) -> Result<Applied, Error> + Send + 'static,
+    F: Fn(&mut AnyConnection, &Cx) -> Result<Applied, Error> + Send + Sync + 'static,
 {
-    state
-        .db
-        .run(move |c| {
-            let attempt = |c: &mut AnyConnection| {
-                write_transaction(c, |c| {
-                    let fresh = dedupe::claim_activity(
-                        c,
-                        cx.activity.id.as_str(),
-                        cx.activity.actor.as_str(),
-                        &cx.activity.type_name,
-                        cx.now,
-                    )?;
-                    if !fresh {
-                        return Ok(Applied::duplicate());
-                    }
-                    handler(c, &cx)
-                })
-            };
-            match attempt(c) {
-                Err(Error::Database(e)) if is_unique_violation(&e) => {
-                    tracing::debug!(error = %e, "inbox: concurrent insert; running once more");
-                    attempt(c)
-                }
-                other => other,
-            }
-        })
-        .await
+    state.inbox_writer.apply(cx, Box::new(handler)).await
 }

@@ -22,14 +22,14 @@ pub(super) fn apply(
     let Some(object) = cx.activity.object_id() else {
         return Ok(Applied::ignored());
     };
-    let Some((post, author)) = cx.visible_post(conn, &object)? else {
+    let Some((post, author, blocked)) = cx.visible_post(conn, &object)? else {
         return Ok(Applied::ignored());
     };
-    if cx.blocked_by(conn, &author)?
-        || interactions::active_reaction(conn, kind, cx.actor.id, post.id)?.is_some()
-    {
+    if blocked {
         return Ok(Applied::ignored());
     }
+    // Not inserted when the id is known, or when this actor's like (boost) of this post is
+    // in effect already: a second Like with another id does not count twice.
     let inserted = interactions::insert(
         conn,
         &NewInteraction {
