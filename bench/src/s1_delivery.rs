@@ -25,6 +25,7 @@ use crate::{
     process,
     report::{Direction, Gate, Results},
     sinks::{Sinks, Tally},
+    sql_stats,
 };
 
 /// Loopback addresses × ports: 2,000 distinct remote hosts.
@@ -118,8 +119,11 @@ async fn publish(db: &Database, urls: &Urls, author: &User, n: usize) -> Result<
     fixtures::publish(db, urls, author, &format!("bench_post_{n}")).await
 }
 
-fn sink_details(tally: &Tally) -> serde_json::Value {
+fn sink_details(tally: &Tally, started: Instant) -> serde_json::Value {
+    let ms = |at: Instant| at.saturating_duration_since(started).as_secs_f64() * 1e3;
     json!({
+        "first_request_ms": tally.arrivals.map(|(first, _)| ms(first)),
+        "last_request_ms": tally.arrivals.map(|(_, last)| ms(last)),
         "requests": tally.total,
         "inboxes_reached": tally.inboxes,
         "min_requests_per_inbox": tally.min_per_inbox,
@@ -169,7 +173,7 @@ async fn fan_out(
     let mut details = configured.clone();
     details["seconds"] = json!(single.as_secs_f64());
     details["delivered"] = json!(delivered);
-    details["sinks"] = sink_details(&tally);
+    details["sinks"] = sink_details(&tally, started);
     let gate = Gate::new(
         "seconds for one Create to 2,000 inboxes (bound 1 s)",
         single.as_secs_f64(),
@@ -187,28 +191,38 @@ async fn fan_out(
     sinks.reset();
     let posts = if env.quick { 3 } else { 10 };
     let cpu_before = process::cpu_time();
+    process::profile_phase(true);
+    sql_stats::phase(true, 0);
     let started = Instant::now();
     for n in 1..=posts {
         publish(&db, &urls, &user, n).await?;
         running.wakeup.notify_one();
     }
     let (elapsed, finished) = until_settled(&db, started, env.deadline).await?;
+    process::profile_phase(false);
+    sql_stats::phase(false, posts * sinks.authorities.len());
     let cpu = process::cpu_time().saturating_sub(cpu_before);
     let tally = sinks.tally();
     let total = states(&db).await?;
     let delivered = count(&total, DeliveryState::Delivered) - delivered;
     let rate = delivered as f64 / elapsed.as_secs_f64().max(1e-9);
+    // The limit is measured again right after the phase and the two are averaged (the
+    // median of two): on this noisy VM one 3 s openssl run alone moves by ±25%.
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let after = openssl_speed::rsa2048(3, Some(cores))?;
+    let limit = (limits.both_cores.sign_per_s + after.sign_per_s) / 2.0;
     let mut details = configured;
+    details["openssl_sign_per_s_both_cores_after"] = json!(after.sign_per_s);
     details["creates"] = json!(posts);
     details["seconds"] = json!(elapsed.as_secs_f64());
     details["delivered"] = json!(delivered);
     details["process_cpu_us_per_delivery"] =
         json!(cpu.as_secs_f64() * 1e6 / delivered.max(1) as f64);
-    details["sinks"] = sink_details(&tally);
+    details["sinks"] = sink_details(&tally, started);
     let gate = Gate::new(
         "deliveries/s vs openssl rsa2048 sign/s (all cores)",
         rate,
-        limits.both_cores.sign_per_s,
+        limit,
         0.40,
         Direction::AtLeast,
         details,
@@ -328,7 +342,7 @@ async fn memory(
         "rss_before_mib": mib(rss_before),
         "rss_peak_mib": mib(peak),
         "process_high_water_mib": mib(process::status_bytes("VmHWM")),
-        "sinks": sink_details(&tally),
+        "sinks": sink_details(&tally, started),
         "note": "RSS and CPU are the whole bench process: the bridge's delivery role plus the in-process fake inboxes",
     });
     let gate = Gate::new(

@@ -9,7 +9,7 @@ use std::{
         Arc, Mutex, RwLock,
         atomic::{AtomicU64, Ordering},
     },
-    time::{Duration, SystemTime},
+    time::{Duration, Instant, SystemTime},
 };
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, dev::ServerHandle, web};
@@ -23,6 +23,8 @@ struct Counters {
     /// Requests per `authority + path`.
     per_inbox: Mutex<HashMap<String, u32>>,
     total: AtomicU64,
+    /// When the first and the latest request arrived.
+    arrivals: Mutex<Option<(Instant, Instant)>>,
     verified: AtomicU64,
     rejected: AtomicU64,
 }
@@ -57,6 +59,8 @@ pub struct Tally {
     pub verified: u64,
     /// Sampled signatures that did not.
     pub rejected: u64,
+    /// When the first and the latest request arrived.
+    pub arrivals: Option<(Instant, Instant)>,
 }
 
 impl Sinks {
@@ -114,6 +118,9 @@ impl Sinks {
         if let Ok(mut map) = c.per_inbox.lock() {
             map.clear();
         }
+        if let Ok(mut arrivals) = c.arrivals.lock() {
+            *arrivals = None;
+        }
         for counter in [&c.total, &c.verified, &c.rejected] {
             counter.store(0, Ordering::Relaxed);
         }
@@ -140,6 +147,7 @@ impl Sinks {
             max_per_inbox,
             verified: c.verified.load(Ordering::Relaxed),
             rejected: c.rejected.load(Ordering::Relaxed),
+            arrivals: c.arrivals.lock().ok().and_then(|a| *a),
         }
     }
 
@@ -161,6 +169,10 @@ async fn inbox(
     if let Ok(mut map) = counters.per_inbox.lock() {
         *map.entry(format!("{authority}{}", request.path()))
             .or_default() += 1;
+    }
+    if let Ok(mut arrivals) = counters.arrivals.lock() {
+        let now = Instant::now();
+        *arrivals = Some(arrivals.map_or((now, now), |(first, _)| (first, now)));
     }
     if n.is_multiple_of(state.verify_every) {
         let verified = verify(&request, &body, &authority, &state);

@@ -19,6 +19,11 @@ use crate::{
 const BATCH: i64 = 256;
 /// Idle wait between polls of the outbox.
 const IDLE: Duration = Duration::from_millis(200);
+/// Wait after a batch that was not full: under a steady stream, polling again at once
+/// would relay a handful of messages per round, and each round costs a scan of the outbox,
+/// a confirm round trip and an UPDATE whatever its size. A few milliseconds more before the
+/// platform hears of an interaction let a round carry tens of messages.
+const LINGER: Duration = Duration::from_millis(10);
 
 /// Publishes one batch; returns how many messages were confirmed and marked.
 pub async fn relay_once(
@@ -86,9 +91,13 @@ pub async fn run(db: Database, broker: BrokerSettings, shutdown: CancellationTok
         let wait = if declared {
             match relay_once(&db, &publisher, &broker.outbound_exchange).await {
                 Ok(0) => IDLE,
-                Ok(_) => {
+                Ok(relayed) => {
                     backoff.reset();
-                    Duration::ZERO
+                    if relayed < BATCH as usize {
+                        LINGER
+                    } else {
+                        Duration::ZERO
+                    }
                 }
                 Err(error) => {
                     tracing::warn!(%error, "relay: publishing failed; retrying");

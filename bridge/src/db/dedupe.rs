@@ -71,6 +71,42 @@ pub fn event_seen(conn: &mut AnyConnection, event_id: &str) -> Result<bool, Erro
     Ok(count > 0)
 }
 
+/// An inbound activity to claim: its id, its actor, its type and when it was received (ms).
+pub type ActivityClaim<'a> = (&'a str, &'a str, &'a str, i64);
+
+/// Records several inbound activity ids in one statement per few thousand; returns those
+/// that were new. An id given twice is recorded once: the caller treats its later
+/// occurrences as replays.
+pub fn claim_activities(
+    conn: &mut AnyConnection,
+    claims: &[ActivityClaim<'_>],
+) -> Result<HashSet<String>, Error> {
+    let mut given = HashSet::with_capacity(claims.len());
+    let distinct: Vec<&ActivityClaim<'_>> =
+        claims.iter().filter(|(id, ..)| given.insert(*id)).collect();
+    let mut claimed = HashSet::with_capacity(distinct.len());
+    for chunk in distinct.chunks(super::rows_per_statement(4)) {
+        let rows: Vec<_> = chunk
+            .iter()
+            .map(|(id, actor, kind, received_at)| {
+                (
+                    inbound_activities::ap_id.eq(*id),
+                    inbound_activities::actor_ap_id.eq(*actor),
+                    inbound_activities::kind.eq(*kind),
+                    inbound_activities::received_at.eq(*received_at),
+                )
+            })
+            .collect();
+        let inserted: Vec<String> = with_backend!(conn, c => diesel::insert_into(inbound_activities::table)
+                .values(&rows)
+                .on_conflict_do_nothing()
+                .returning(inbound_activities::ap_id)
+                .get_results(c))?;
+        claimed.extend(inserted);
+    }
+    Ok(claimed)
+}
+
 /// Records an inbound activity id; `false` when it was already there (a replay).
 pub fn claim_activity(
     conn: &mut AnyConnection,

@@ -245,6 +245,34 @@ pub fn from_host_at_least(
     Ok(nth.is_some())
 }
 
+/// [`from_host_at_least`] for `user` and for every local user at once, in one statement:
+/// whether at least `per_user` follows of `user` and at least `per_host` follows in all
+/// come from `host` (both bounds at least 1).
+pub fn from_host_at_least_both(
+    conn: &mut AnyConnection,
+    host: &str,
+    user: UserId,
+    per_user: u64,
+    per_host: u64,
+) -> Result<(bool, bool), Error> {
+    let skip = |n: u64| i64::try_from(n.saturating_sub(1)).unwrap_or(i64::MAX);
+    let from_host = || {
+        follows::table
+            .filter(follows::host.eq(host))
+            .select(follows::user_id)
+    };
+    Ok(diesel::select((
+        diesel::dsl::exists(
+            from_host()
+                .filter(follows::user_id.eq(user.0))
+                .offset(skip(per_user))
+                .limit(1),
+        ),
+        diesel::dsl::exists(from_host().offset(skip(per_host)).limit(1)),
+    ))
+    .get_result(conn)?)
+}
+
 /// How many accepted followers the user has.
 pub fn count_accepted(conn: &mut AnyConnection, user: UserId) -> Result<i64, Error> {
     Ok(follows::table

@@ -45,17 +45,31 @@ impl FollowCaps {
         host: &str,
     ) -> Result<Option<FollowCap>, Error> {
         let beyond = |cap: u64| cap.saturating_add(1);
-        if self.per_user > 0
-            && follows::from_host_at_least(conn, host, Some(user), beyond(self.per_user))?
-        {
-            return Ok(Some(FollowCap::PerUser));
-        }
-        if self.per_host > 0
-            && follows::from_host_at_least(conn, host, None, beyond(self.per_host))?
-        {
-            return Ok(Some(FollowCap::PerHost));
-        }
-        Ok(None)
+        let (per_user, per_host) = match (self.per_user, self.per_host) {
+            (0, 0) => return Ok(None),
+            (0, cap) => (
+                false,
+                follows::from_host_at_least(conn, host, None, beyond(cap))?,
+            ),
+            (cap, 0) => (
+                follows::from_host_at_least(conn, host, Some(user), beyond(cap))?,
+                false,
+            ),
+            (user_cap, host_cap) => follows::from_host_at_least_both(
+                conn,
+                host,
+                user,
+                beyond(user_cap),
+                beyond(host_cap),
+            )?,
+        };
+        Ok(if per_user {
+            Some(FollowCap::PerUser)
+        } else if per_host {
+            Some(FollowCap::PerHost)
+        } else {
+            None
+        })
     }
 }
 

@@ -120,9 +120,29 @@ async fn commit(db: &Database, batch: Vec<Queued>) {
 fn apply_batch(conn: &mut AnyConnection, works: &[Arc<Work>]) -> Vec<Result<Applied, Error>> {
     if works.len() > 1 {
         let together = write_transaction(conn, |c| {
+            // Every id of the batch is claimed in one statement, first occurrence first.
+            let claims: Vec<dedupe::ActivityClaim<'_>> = works
+                .iter()
+                .map(|w| {
+                    let activity = &w.cx.activity;
+                    (
+                        activity.id.as_str(),
+                        activity.actor.as_str(),
+                        activity.type_name.as_str(),
+                        w.cx.now,
+                    )
+                })
+                .collect();
+            let mut fresh = dedupe::claim_activities(c, &claims)?;
             works
                 .iter()
-                .map(|w| apply_one(c, w))
+                .map(|w| {
+                    if fresh.remove(w.cx.activity.id.as_str()) {
+                        (w.handler)(c, &w.cx)
+                    } else {
+                        Ok(Applied::duplicate())
+                    }
+                })
                 .collect::<Result<Vec<_>, _>>()
         });
         match together {
