@@ -238,6 +238,59 @@ mod tests {
         }
     }
 
+    /// A batch claims its ids in one statement: an id claimed before, or given twice in the
+    /// batch, is a replay (only its first occurrence is applied), and nothing else is.
+    #[tokio::test]
+    async fn a_batch_applies_each_new_id_once() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let url = format!("sqlite://{}", dir.path().join("writer.db").display());
+        let settings = Settings::load_with_env(
+            None,
+            Some(HashMap::from([(
+                "FEDIBRIDGE__DATABASE__URL".to_owned(),
+                url,
+            )])),
+        )
+        .expect("settings");
+        let db = Database::new(&settings.database).expect("pool");
+        db.migrate().await.expect("migrations");
+        let writer = InboxWriter::start(db.clone(), 1);
+        let applied = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let handler = || -> Box<Handler> {
+            let applied = Arc::clone(&applied);
+            Box::new(move |_: &mut AnyConnection, cx: &Cx| {
+                applied
+                    .lock()
+                    .expect("lock")
+                    .push(cx.activity.id.to_string());
+                Ok(Applied::accepted())
+            })
+        };
+        let old = writer.apply(cx(&settings, "old"), handler()).await;
+        assert_eq!(old.expect("applied").outcome, Outcome::Accepted);
+
+        // Queued before the writer runs (one thread), so they form one batch.
+        let (first, old, second, again) = tokio::join!(
+            writer.apply(cx(&settings, "first"), handler()),
+            writer.apply(cx(&settings, "old"), handler()),
+            writer.apply(cx(&settings, "second"), handler()),
+            writer.apply(cx(&settings, "first"), handler()),
+        );
+        assert_eq!(first.expect("applied").outcome, Outcome::Accepted);
+        assert_eq!(old.expect("answered").outcome, Outcome::Duplicate);
+        assert_eq!(second.expect("applied").outcome, Outcome::Accepted);
+        assert_eq!(again.expect("answered").outcome, Outcome::Duplicate);
+        let eve = "https://remote.example/users/eve";
+        assert_eq!(
+            *applied.lock().expect("lock"),
+            [
+                format!("{eve}#old"),
+                format!("{eve}#first"),
+                format!("{eve}#second")
+            ]
+        );
+    }
+
     /// A failing activity in a batch costs the others nothing: the batch is rolled back,
     /// each activity is applied alone, and only the failing one is refused (its id is not
     /// claimed, so its sender's retry will be applied).
