@@ -66,6 +66,15 @@ impl ScratchDatabase {
     }
 }
 
+/// Writes out what earlier scenarios left dirty in PostgreSQL (`CHECKPOINT`), so that the
+/// next scenario is not charged for their writes (S6 alone leaves hundreds of MB). Best
+/// effort: a server that cannot be reached fails the scenario that needs it, not this.
+pub fn settle(admin_url: &str) {
+    if let Ok(mut conn) = PgConnection::establish(admin_url) {
+        let _ = diesel::sql_query("CHECKPOINT").execute(&mut conn);
+    }
+}
+
 impl Drop for ScratchDatabase {
     fn drop(&mut self) {
         if let Some(name) = &self.postgres_name

@@ -146,6 +146,7 @@ fn main() -> ExitCode {
             s1_delivery::run(&env, &mut results, s1, s6).await;
         }
         if scenarios.contains(&Scenario::S4) {
+            database::settle(&env.postgres_admin);
             s4_ingest::run(&env, &mut results).await;
         }
         if scenarios.contains(&Scenario::S2) {
@@ -155,12 +156,15 @@ fn main() -> ExitCode {
                 .get("s1.throughput")
                 .map(|gate| gate.numerator)
                 .filter(|rate| rate.is_finite());
+            database::settle(&env.postgres_admin);
             s2_latency::run(&env, &mut results, s1_rate).await;
         }
         if scenarios.contains(&Scenario::S3) {
+            database::settle(&env.postgres_admin);
             s3_inbox::run(&env, &mut results).await;
         }
         if scenarios.contains(&Scenario::S5) {
+            database::settle(&env.postgres_admin);
             s5_catchup::run(&env, &mut results).await;
         }
     });

@@ -76,6 +76,7 @@ pub async fn run(env: &Env, results: &mut Results, s1: bool, s6: bool) {
         }
     }
     if s1 {
+        crate::database::settle(&env.postgres_admin);
         sinks.reset();
         println!(
             "-- s1: {FOLLOWERS} followers on {} shared inboxes",
