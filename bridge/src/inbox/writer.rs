@@ -238,10 +238,9 @@ mod tests {
         }
     }
 
-    /// A batch claims its ids in one statement: an id claimed before, or given twice in the
-    /// batch, is a replay (only its first occurrence is applied), and nothing else is.
-    #[tokio::test]
-    async fn a_batch_applies_each_new_id_once() {
+    /// A writer with one transaction slot on a fresh SQLite database (kept while the
+    /// directory lives).
+    async fn writer_on_sqlite() -> (tempfile::TempDir, Settings, Database, InboxWriter) {
         let dir = tempfile::tempdir().expect("temporary directory");
         let url = format!("sqlite://{}", dir.path().join("writer.db").display());
         let settings = Settings::load_with_env(
@@ -255,6 +254,14 @@ mod tests {
         let db = Database::new(&settings.database).expect("pool");
         db.migrate().await.expect("migrations");
         let writer = InboxWriter::start(db.clone(), 1);
+        (dir, settings, db, writer)
+    }
+
+    /// A batch claims its ids in one statement: an id claimed before, or given twice in the
+    /// batch, is a replay (only its first occurrence is applied), and nothing else is.
+    #[tokio::test]
+    async fn a_batch_applies_each_new_id_once() {
+        let (_dir, settings, _db, writer) = writer_on_sqlite().await;
         let applied = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
         let handler = || -> Box<Handler> {
             let applied = Arc::clone(&applied);
@@ -296,19 +303,7 @@ mod tests {
     /// claimed, so its sender's retry will be applied).
     #[tokio::test]
     async fn a_failing_activity_leaves_the_rest_of_its_batch_applied() {
-        let dir = tempfile::tempdir().expect("temporary directory");
-        let url = format!("sqlite://{}", dir.path().join("writer.db").display());
-        let settings = Settings::load_with_env(
-            None,
-            Some(HashMap::from([(
-                "FEDIBRIDGE__DATABASE__URL".to_owned(),
-                url,
-            )])),
-        )
-        .expect("settings");
-        let db = Database::new(&settings.database).expect("pool");
-        db.migrate().await.expect("migrations");
-        let writer = InboxWriter::start(db.clone(), 1);
+        let (_dir, settings, db, writer) = writer_on_sqlite().await;
 
         let ok = |_: &mut AnyConnection, _: &Cx| Ok(Applied::accepted());
         let failing = |_: &mut AnyConnection, _: &Cx| -> Result<Applied, Error> {
