@@ -9,6 +9,7 @@ mod error;
 mod events;
 mod fake_actors;
 mod fixtures;
+mod isolated;
 mod latency;
 mod machine;
 mod openssl_speed;
@@ -33,9 +34,19 @@ use crate::report::Results;
 #[derive(Debug, Parser)]
 #[command(name = "fedibridge-bench", version, about)]
 struct Cli {
-    /// Scenarios to run (in this order: S6, S1, S4, S2, S3, S5).
+    /// Scenarios to run (in this order: S1, S6, S4, S2, S3, S5). Several are run each in a
+    /// process of its own, so that none inherits another's heap, threads or fake inboxes.
     #[arg(value_enum, default_value = "all")]
     scenarios: Vec<Scenario>,
+    /// Runs several scenarios in this one process instead (to compare with isolated runs).
+    #[arg(long)]
+    one_process: bool,
+    /// S1's deliveries/s, for S2's event rate (half of it) when S1 does not run first.
+    #[arg(long)]
+    s1_rate: Option<f64>,
+    /// Set by a parent run on its children: no machine line, header or final table.
+    #[arg(long, hide = true)]
+    part: bool,
     /// Smaller, faster variants (e.g. S4: 20,000 events instead of 200,000; see BENCHMARKS.md).
     #[arg(long)]
     quick: bool,
@@ -120,55 +131,32 @@ fn main() -> ExitCode {
     let mut scenarios = cli.scenarios.clone();
     if scenarios.contains(&Scenario::All) {
         scenarios = vec![
-            Scenario::S4,
             Scenario::S1,
             Scenario::S6,
+            Scenario::S4,
             Scenario::S2,
             Scenario::S3,
             Scenario::S5,
         ];
     }
     let mut results = Results::new(std::env::args().skip(1).collect());
-    println!(
-        "machine: {} cores, {}, {} MiB",
-        results.machine.nproc, results.machine.cpu_model, results.machine.memory_mib
-    );
-    println!("{}", report::header());
-    runtime.block_on(async {
-        // S6 and S1 share the openssl measurement and the fake inboxes. S6 runs first: its
-        // gate is this process's peak RSS, which must not include what the allocator kept
-        // from earlier scenarios (S4's preloads left ~190 MiB resident).
-        let (s1, s6) = (
-            scenarios.contains(&Scenario::S1),
-            scenarios.contains(&Scenario::S6),
+    if !cli.part {
+        println!(
+            "machine: {} cores, {}, {} MiB",
+            results.machine.nproc, results.machine.cpu_model, results.machine.memory_mib
         );
-        if s1 || s6 {
-            s1_delivery::run(&env, &mut results, s1, s6).await;
+        println!("{}", report::header());
+    }
+    if scenarios.len() > 1 && !cli.one_process {
+        for scenario in &scenarios {
+            isolated::run(&cli, *scenario, &mut results);
         }
-        if scenarios.contains(&Scenario::S4) {
-            database::settle(&env.postgres_admin);
-            s4_ingest::run(&env, &mut results).await;
-        }
-        if scenarios.contains(&Scenario::S2) {
-            // Half of S1's rate when S1 ran just before (else a fixed rate; see s2_latency).
-            let s1_rate = results
-                .scenarios
-                .get("s1.throughput")
-                .map(|gate| gate.numerator)
-                .filter(|rate| rate.is_finite());
-            database::settle(&env.postgres_admin);
-            s2_latency::run(&env, &mut results, s1_rate).await;
-        }
-        if scenarios.contains(&Scenario::S3) {
-            database::settle(&env.postgres_admin);
-            s3_inbox::run(&env, &mut results).await;
-        }
-        if scenarios.contains(&Scenario::S5) {
-            database::settle(&env.postgres_admin);
-            s5_catchup::run(&env, &mut results).await;
-        }
-    });
-    results.print_table();
+    } else {
+        runtime.block_on(run_here(&env, &scenarios, &mut results, cli.s1_rate));
+    }
+    if !cli.part {
+        results.print_table();
+    }
     match results.write(&cli.out) {
         Ok(path) => println!("\nwritten: {}", path.display()),
         Err(error) => {
@@ -180,5 +168,41 @@ fn main() -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    }
+}
+
+/// Runs `scenarios` one after another in this process.
+async fn run_here(env: &Env, scenarios: &[Scenario], results: &mut Results, s1_rate: Option<f64>) {
+    // S6 and S1 share the openssl measurement and the fake inboxes when both run here.
+    let (s1, s6) = (
+        scenarios.contains(&Scenario::S1),
+        scenarios.contains(&Scenario::S6),
+    );
+    if s1 || s6 {
+        s1_delivery::run(env, results, s1, s6).await;
+    }
+    if scenarios.contains(&Scenario::S4) {
+        database::settle(&env.postgres_admin);
+        s4_ingest::run(env, results).await;
+    }
+    if scenarios.contains(&Scenario::S2) {
+        // Half of S1's rate when S1 ran (else a fixed rate; see s2_latency).
+        let s1_rate = s1_rate.or_else(|| {
+            results
+                .scenarios
+                .get("s1.throughput")
+                .map(|gate| gate.numerator)
+                .filter(|rate| rate.is_finite())
+        });
+        database::settle(&env.postgres_admin);
+        s2_latency::run(env, results, s1_rate).await;
+    }
+    if scenarios.contains(&Scenario::S3) {
+        database::settle(&env.postgres_admin);
+        s3_inbox::run(env, results).await;
+    }
+    if scenarios.contains(&Scenario::S5) {
+        database::settle(&env.postgres_admin);
+        s5_catchup::run(env, results).await;
     }
 }

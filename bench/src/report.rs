@@ -3,13 +3,13 @@
 
 use std::{collections::BTreeMap, path::Path};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::{error::Error, machine::Machine};
 
 /// How a gate compares its ratio with its goal.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {
     /// Passes when `ratio >= goal` (throughput against a limit).
@@ -19,7 +19,7 @@ pub enum Direction {
 }
 
 /// One measured result against the limit it is judged by.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Gate {
     /// What was measured, e.g. `events/s`.
     pub unit: String,
@@ -123,6 +123,20 @@ impl Results {
         for (name, why) in &self.not_run {
             println!("{name:<28} not run: {why}");
         }
+    }
+
+    /// Adds the gates and the not-run reasons of another run's `results.json` (a scenario
+    /// run in its own process), without printing them again.
+    pub fn merge_file(&mut self, path: &Path) -> Result<(), Error> {
+        #[derive(Deserialize)]
+        struct Child {
+            scenarios: BTreeMap<String, Gate>,
+            not_run: BTreeMap<String, String>,
+        }
+        let child: Child = serde_json::from_slice(&std::fs::read(path)?)?;
+        self.scenarios.extend(child.scenarios);
+        self.not_run.extend(child.not_run);
+        Ok(())
     }
 
     /// Writes `results.json` into `dir` (created if missing).
