@@ -41,6 +41,7 @@ use crate::{
     process,
     recording_sinks::{Arrival, RecordingSinks},
     report::{Direction, Gate, Results},
+    sql_stats,
 };
 
 /// Remote hosts the author's followers live on (one shared inbox each).
@@ -146,6 +147,7 @@ async fn measure_with(
     let running = Running::start(settings, &[Role::Consumer, Role::Delivery, Role::Relay]).await?;
 
     let cpu_before = process::cpu_time();
+    sql_stats::phase(true, 0);
     // Relates due instants to the database's wall-clock milliseconds (for the breakdown).
     let clock = (Instant::now(), SystemTime::now());
     let channel = confirmed_channel(&connection).await?;
@@ -168,6 +170,7 @@ async fn measure_with(
     let expected = keys.len() * usize::from(HOSTS);
     let arrived = wait_for(sinks, expected, SETTLE.min(env.deadline)).await;
     let cpu = process::cpu_time().saturating_sub(cpu_before);
+    sql_stats::phase(false, keys.len());
     let (_, settled) =
         fixtures::until_settled(&db, Instant::now(), Duration::from_secs(30)).await?;
     let states = fixtures::states(&db).await?;
