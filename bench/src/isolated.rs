@@ -1,11 +1,11 @@
 //! Runs one scenario in a child process of this same binary and merges its results.
 //!
-//! Why a process each: a scenario measures the bridge as a freshly started process would run
-//! it. In one process, S6's million queued deliveries left the allocator's arenas, the fake
-//! inboxes' per-inbox maps and the runtime's threads to whatever came next, and S1, S2 and S5
-//! measured 20–40 % worse after it than alone.
+//! Why a process each: a scenario should measure the bridge as a freshly started process
+//! runs it, not one that still holds an earlier scenario's heap, runtime threads, pools and
+//! fake inboxes (S6 alone queues a million deliveries). Whether that moved a given figure
+//! is recorded in BENCHMARKS.md, not assumed here.
 
-use std::process::Command;
+use std::{path::Path, process::Command};
 
 use clap::ValueEnum;
 
@@ -18,21 +18,28 @@ pub fn run(cli: &Cli, scenario: Scenario, results: &mut Results) {
         .to_possible_value()
         .map_or_else(|| format!("{scenario:?}"), |v| v.get_name().to_owned());
     let out = cli.out.join("parts").join(&name);
-    let exe = match std::env::current_exe() {
-        Ok(exe) => exe,
-        Err(error) => {
-            results
-                .not_run
-                .insert(name, format!("cannot find this binary: {error}"));
-            return;
-        }
-    };
+    // S2's rate is half of S1's: from S1's child when it ran before, else from the command.
+    let s1_rate = results.s1_rate(cli.s1_rate);
+    if let Err(why) = run_child(cli, &name, &out, s1_rate, results) {
+        results.not_run.insert(name, why);
+    }
+}
+
+/// Starts the child, waits for it and merges the `results.json` it wrote into `out`.
+fn run_child(
+    cli: &Cli,
+    name: &str,
+    out: &Path,
+    s1_rate: Option<f64>,
+    results: &mut Results,
+) -> Result<(), String> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
     let mut command = Command::new(exe);
     command
-        .arg(&name)
+        .arg(name)
         .arg("--part")
         .arg("--out")
-        .arg(&out)
+        .arg(out)
         .arg("--broker-url")
         .arg(&cli.broker_url)
         .arg("--postgres-admin")
@@ -42,32 +49,16 @@ pub fn run(cli: &Cli, scenario: Scenario, results: &mut Results) {
     if cli.quick {
         command.arg("--quick");
     }
-    // S2's rate is half of S1's: from S1's child when it ran before, else from the command.
-    let s1_rate = results
-        .scenarios
-        .get("s1.throughput")
-        .map(|gate| gate.numerator)
-        .filter(|rate| rate.is_finite())
-        .or(cli.s1_rate);
     if let Some(rate) = s1_rate {
         command.arg("--s1-rate").arg(rate.to_string());
     }
     // A result file left by an earlier run must not pass for this one's.
     let file = out.join("results.json");
     let _ = std::fs::remove_file(&file);
-    let status = match command.status() {
-        Ok(status) => status,
-        Err(error) => {
-            results
-                .not_run
-                .insert(name, format!("cannot start its process: {error}"));
-            return;
-        }
-    };
-    if let Err(error) = results.merge_file(&file) {
-        results.not_run.insert(
-            name,
-            format!("its process ended ({status}) without results: {error}"),
-        );
-    }
+    let status = command
+        .status()
+        .map_err(|e| format!("cannot start its process: {e}"))?;
+    results
+        .merge_file(&file)
+        .map_err(|e| format!("its process ended ({status}) without results: {e}"))
 }

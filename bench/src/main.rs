@@ -186,14 +186,8 @@ async fn run_here(env: &Env, scenarios: &[Scenario], results: &mut Results, s1_r
         s4_ingest::run(env, results).await;
     }
     if scenarios.contains(&Scenario::S2) {
-        // Half of S1's rate when S1 ran (else a fixed rate; see s2_latency).
-        let s1_rate = s1_rate.or_else(|| {
-            results
-                .scenarios
-                .get("s1.throughput")
-                .map(|gate| gate.numerator)
-                .filter(|rate| rate.is_finite())
-        });
+        // Half of S1's rate when S1 ran or was given (else a fixed rate; see s2_latency).
+        let s1_rate = results.s1_rate(s1_rate);
         database::settle(&env.postgres_admin);
         s2_latency::run(env, results, s1_rate).await;
     }

@@ -125,6 +125,16 @@ impl Results {
         }
     }
 
+    /// S2's rate source: S1's deliveries/s measured in this run, else `given` (the
+    /// command's `--s1-rate`).
+    pub fn s1_rate(&self, given: Option<f64>) -> Option<f64> {
+        self.scenarios
+            .get("s1.throughput")
+            .map(|gate| gate.numerator)
+            .filter(|rate| rate.is_finite())
+            .or(given)
+    }
+
     /// Adds the gates and the not-run reasons of another run's `results.json` (a scenario
     /// run in its own process), without printing them again.
     pub fn merge_file(&mut self, path: &Path) -> Result<(), Error> {

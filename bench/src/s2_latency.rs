@@ -73,7 +73,7 @@ pub async fn run(env: &Env, results: &mut Results, s1_deliveries_per_s: Option<f
         Some(s1) => Rate {
             events_per_s: s1 / 2.0 / f64::from(HOSTS),
             source: format!(
-                "half of S1's throughput in this run ({s1:.1} deliveries/s) over {HOSTS} inboxes per event"
+                "half of S1's throughput ({s1:.1} deliveries/s, measured by S1 in this invocation or given by --s1-rate) over {HOSTS} inboxes per event"
             ),
         },
         None => Rate {
