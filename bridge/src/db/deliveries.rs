@@ -10,6 +10,7 @@ use diesel::prelude::*;
 use super::{
     AnyConnection,
     activities::ActivityId,
+    replanned,
     schema::{activities, deliveries, follows, remote_actors, remote_hosts},
 };
 use crate::error::Error;
@@ -93,6 +94,24 @@ impl HostRoom<'_> {
     }
 }
 
+/// Steers PostgreSQL to plain index scans of the queue for the rest of the transaction.
+///
+/// Every delivery leaves index entries of its dead `pending` versions behind until vacuum
+/// reaches them, tens of thousands under a steady stream. A bitmap scan visits the heap for
+/// every one of them on every claim (seen: 25,000 entries and 700 heap pages for 70 live
+/// rows, 13 ms), and the planner, which knows only the few live rows, prefers it. A plain
+/// index scan marks the dead entries it meets, so that later scans skip them without
+/// touching the heap. No-op on SQLite.
+pub fn prefer_index_scans(conn: &mut AnyConnection) -> Result<(), Error> {
+    if let AnyConnection::Postgresql(c) = conn {
+        diesel::connection::SimpleConnection::batch_execute(
+            c,
+            "SET LOCAL enable_bitmapscan = off",
+        )?;
+    }
+    Ok(())
+}
+
 /// Rows read per row wanted when picking a claim round: enough that a host with little
 /// room does not fill the window and starve the others.
 const CANDIDATES_PER_CLAIM: i64 = 4;
@@ -112,6 +131,7 @@ pub fn claim_due(
     limit: i64,
     room: &HostRoom<'_>,
 ) -> Result<Vec<ClaimedDelivery>, Error> {
+    prefer_index_scans(conn)?;
     let full: Vec<&str> = room
         .hosts
         .iter()
@@ -129,13 +149,16 @@ pub fn claim_due(
                 .is_null()
                 .or(deliveries::lease_until.lt(now)),
         );
-    let candidates: Vec<(i64, String)> = due
-        .filter(deliveries::host.ne_all(blocked_hosts))
-        .filter(deliveries::host.ne_all(&full))
-        .order((deliveries::priority.desc(), deliveries::id.asc()))
-        .limit(limit.saturating_mul(CANDIDATES_PER_CLAIM))
-        .select((deliveries::id, deliveries::host))
-        .load(conn)?;
+    // Every statement here is planned per run (`replanned`): generic plans settled while
+    // the queue was empty stay sequential scans once it holds millions of rows.
+    let candidates: Vec<(i64, String)> = replanned::load(
+        conn,
+        due.filter(deliveries::host.ne_all(blocked_hosts))
+            .filter(deliveries::host.ne_all(&full))
+            .order((deliveries::priority.desc(), deliveries::id.asc()))
+            .limit(limit.saturating_mul(CANDIDATES_PER_CLAIM))
+            .select((deliveries::id, deliveries::host)),
+    )?;
     let mut taken: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
     let mut picked = Vec::new();
     for (id, host) in &candidates {
@@ -152,37 +175,59 @@ pub fn claim_due(
         return Ok(Vec::new());
     }
     // Re-checked under the lock: another claimer may have taken a row since it was read.
-    let lockable = due
+    // Found by id alone (the primary key is the only index the lock can use) and checked
+    // here, because any index on `state` is full of dead entries (see
+    // `prefer_index_scans`).
+    let lockable = deliveries::table
         .filter(deliveries::id.eq_any(&picked))
-        .select(deliveries::id);
-    let ids: Vec<i64> = match conn {
-        AnyConnection::Postgresql(c) => lockable.for_update().skip_locked().load(c)?,
+        .select((
+            deliveries::id,
+            deliveries::state,
+            deliveries::next_attempt_at,
+            deliveries::lease_until,
+        ));
+    let locked: Vec<(i64, String, i64, Option<i64>)> = match conn {
+        AnyConnection::Postgresql(c) => {
+            replanned::Replanned(lockable.for_update().skip_locked()).load(c)?
+        }
         AnyConnection::Sqlite(c) => lockable.load(c)?,
     };
+    let ids: Vec<i64> = locked
+        .into_iter()
+        .filter(|(_, state, next_attempt_at, lease)| {
+            state == DeliveryState::Pending.as_str()
+                && *next_attempt_at <= now
+                && lease.is_none_or(|until| until < now)
+        })
+        .map(|(id, ..)| id)
+        .collect();
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    diesel::update(deliveries::table.filter(deliveries::id.eq_any(&ids)))
-        .set((
+    replanned::execute(
+        conn,
+        diesel::update(deliveries::table.filter(deliveries::id.eq_any(&ids))).set((
             deliveries::lease_owner.eq(owner),
             deliveries::lease_until.eq(lease_until),
-        ))
-        .execute(conn)?;
-    Ok(deliveries::table
-        .inner_join(activities::table)
-        .filter(deliveries::id.eq_any(&ids))
-        .order((deliveries::priority.desc(), deliveries::id.asc()))
-        .select((
-            deliveries::id,
-            deliveries::activity_id,
-            deliveries::inbox,
-            deliveries::host,
-            deliveries::attempts,
-            deliveries::created_at,
-            activities::kind,
-            activities::object_ap_id,
-        ))
-        .load(conn)?)
+        )),
+    )?;
+    replanned::load(
+        conn,
+        deliveries::table
+            .inner_join(activities::table)
+            .filter(deliveries::id.eq_any(&ids))
+            .order((deliveries::priority.desc(), deliveries::id.asc()))
+            .select((
+                deliveries::id,
+                deliveries::activity_id,
+                deliveries::inbox,
+                deliveries::host,
+                deliveries::attempts,
+                deliveries::created_at,
+                activities::kind,
+                activities::object_ap_id,
+            )),
+    )
 }
 
 /// Whether an older activity about the same object still waits for the same inbox: then

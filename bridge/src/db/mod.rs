@@ -30,6 +30,7 @@ pub mod ledger;
 pub mod outbox;
 pub mod posts;
 pub mod remote_actors;
+mod replanned;
 pub mod reports;
 pub mod schema;
 pub mod user_blocks;

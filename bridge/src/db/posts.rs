@@ -525,10 +525,13 @@ pub fn existing_platform_ids(conn: &mut AnyConnection, ids: &[&str]) -> Result<V
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    Ok(posts::table
-        .filter(posts::platform_post_id.eq_any(ids))
-        .select(posts::platform_post_id)
-        .load(conn)?)
+    // Planned per run: a generic plan settled on an empty table stays a sequential scan.
+    super::replanned::load(
+        conn,
+        posts::table
+            .filter(posts::platform_post_id.eq_any(ids))
+            .select(posts::platform_post_id),
+    )
 }
 
 /// The post with this internal id.

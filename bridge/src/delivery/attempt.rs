@@ -73,14 +73,15 @@ pub async fn run(sender: Arc<Sender>, delivery: ClaimedDelivery) -> Outcome {
     // key cached; those skip the blocking pool and the database entirely.
     let prepared = match prepare_cached(&sender, &delivery) {
         Some(prepared) => Ok(prepared),
+        None if needs_order_check(&delivery) => prepare_stored(&sender, &delivery).await,
         None => {
-            let sender = Arc::clone(&sender);
-            let delivery = delivery.clone();
-            sender
-                .db
-                .clone()
-                .run(move |c| prepare(c, &sender, &delivery))
-                .await
+            // One read refreshes what every delivery of the activity shares: the others
+            // find it cached once they get the lock.
+            let _refreshing = sender.caches.refresh_lock(delivery.activity_id).await;
+            match prepare_cached(&sender, &delivery) {
+                Some(prepared) => Ok(prepared),
+                None => prepare_stored(&sender, &delivery).await,
+            }
         }
     };
     match prepared {
@@ -135,6 +136,16 @@ pub async fn run(sender: Arc<Sender>, delivery: ClaimedDelivery) -> Outcome {
     }
 }
 
+/// [`prepare`] on a pooled connection.
+async fn prepare_stored(
+    sender: &Arc<Sender>,
+    delivery: &ClaimedDelivery,
+) -> Result<Prepared, Error> {
+    let shared = Arc::clone(sender);
+    let delivery = delivery.clone();
+    sender.db.run(move |c| prepare(c, &shared, &delivery)).await
+}
+
 /// Loads what the sends of a claim round will need (activity, consent verdict, key) for
 /// every activity not yet cached, and the blocks when their snapshot is getting old, in one
 /// database call, before the sends start: otherwise the first few hundred sends of a
@@ -144,7 +155,11 @@ pub async fn warm(sender: &Arc<Sender>, claimed: &[ClaimedDelivery]) {
     let mut seen = HashSet::new();
     let cold: Vec<ClaimedDelivery> = claimed
         .iter()
-        .filter(|d| seen.insert(d.activity_id) && sender.caches.activity(d.activity_id).is_none())
+        .filter(|d| {
+            seen.insert(d.activity_id)
+                && (sender.caches.activity(d.activity_id).is_none()
+                    || sender.caches.consent(d.activity_id).is_none())
+        })
         .cloned()
         .collect();
     // Activities whose deliveries here are checked against blocks (retractions are not).

@@ -26,6 +26,9 @@ const KEY_TTL: Duration = Duration::from_secs(60);
 /// this long so that a 2,000-inbox fan-out does not read the user and post 2,000 times. It
 /// is far shorter than anything a person could notice.
 const CONSENT_TTL: Duration = Duration::from_millis(500);
+/// Stripes of the refresh locks: enough that refreshes of different activities rarely
+/// wait on each other.
+const REFRESH_STRIPES: usize = 64;
 
 /// A stored activity as the sender needs it.
 #[derive(Debug)]
@@ -43,6 +46,11 @@ pub struct Caches {
     keys: Mutex<LruCache<Option<i64>, (Instant, SigningKey)>>,
     /// The operator's and the authors' blocks.
     pub blocks: BlockCache,
+    /// Held while an activity's shared state is read again, so that when its consent
+    /// verdict expires the queued sends of a fan-out wait for one read instead of each
+    /// taking a pooled connection for the same rows (which, once the engine is behind,
+    /// puts it further behind).
+    refreshing: Vec<tokio::sync::Mutex<()>>,
 }
 
 impl Default for Caches {
@@ -52,6 +60,9 @@ impl Default for Caches {
             consent: Mutex::new(LruCache::new(nonzero(ACTIVITIES))),
             keys: Mutex::new(LruCache::new(nonzero(KEYS))),
             blocks: BlockCache::default(),
+            refreshing: (0..REFRESH_STRIPES)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
         }
     }
 }
@@ -76,6 +87,12 @@ impl Caches {
     /// Caches an activity.
     pub fn put_activity(&self, id: ActivityId, context: Arc<ActivityContext>) {
         lock(&self.activities).put(id, context);
+    }
+
+    /// Waits for, and holds, the right to read `id`'s shared state from the database.
+    pub async fn refresh_lock(&self, id: ActivityId) -> tokio::sync::MutexGuard<'_, ()> {
+        let stripe = usize::try_from(id.0.rem_euclid(REFRESH_STRIPES as i64)).unwrap_or(0);
+        self.refreshing[stripe].lock().await
     }
 
     /// The recent consent verdict for an activity.

@@ -8,6 +8,10 @@
 //! and starts as the host's sends finish. Without that queue a backlog on a few hosts
 //! would cost a claim (and a release of what could not start) per finished send.
 //! Outcomes go to one writer task that records them in batches.
+//!
+//! A claim round (a transaction, then a cache warm-up) runs as its own task beside the
+//! sends: awaited inline it would stop the loop from booking finished sends and starting
+//! queued ones for as long as the database takes, which under load is most of the time.
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -15,7 +19,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use tokio::task::{Id, JoinSet};
+use tokio::task::{Id, JoinError, JoinHandle, JoinSet};
 
 use super::{
     attempt::{self, Sender},
@@ -73,6 +77,18 @@ struct Worker {
     /// The last claim round left out hosts that held all they may: claim again when one of
     /// them is down to half.
     skipped_full_hosts: bool,
+    /// The claim round in flight, if any (at most one at a time).
+    claiming: Option<JoinHandle<Result<Claimed, Error>>>,
+    /// Rows the claim round in flight may bring: counted as held, so that the next round
+    /// does not claim them twice over.
+    reserved: usize,
+}
+
+/// What a claim round brought back.
+struct Claimed {
+    deliveries: Vec<ClaimedDelivery>,
+    lease_until: i64,
+    limit: usize,
 }
 
 /// What this process holds for one host.
@@ -140,6 +156,8 @@ impl Worker {
             per_host: HashMap::new(),
             queued: 0,
             skipped_full_hosts: false,
+            claiming: None,
+            reserved: 0,
         }
     }
 
@@ -155,7 +173,7 @@ impl Worker {
     /// Deliveries that could be claimed now.
     fn free(&self) -> usize {
         self.hold_capacity()
-            .saturating_sub(self.sends.len() + self.queued)
+            .saturating_sub(self.sends.len() + self.queued + self.reserved)
     }
 
     /// Free room at which a full worker claims again: a quarter of it, so that a claim
@@ -196,14 +214,24 @@ impl Worker {
             if shutdown.is_cancelled() {
                 break;
             }
-            if claim_now || Instant::now() >= next_poll {
+            if self.claiming.is_none() && (claim_now || Instant::now() >= next_poll) {
                 claim_now = false;
                 if self.free() == 0 {
                     claim_on_completion = true;
                     next_poll = Instant::now() + poll;
                 } else {
-                    match self.claim_round().await {
-                        Ok(round) => {
+                    self.start_claim();
+                }
+            }
+            tokio::select! {
+                biased;
+                () = shutdown.cancelled() => break,
+                joined = claim_done(&mut self.claiming), if self.claiming.is_some() => {
+                    self.claiming = None;
+                    self.reserved = 0;
+                    match joined {
+                        Ok(Ok(claimed)) => {
+                            let round = self.book(claimed).await;
                             if round.claimed == round.limit && round.released == 0 {
                                 // A full round: more is probably due.
                                 claim_now = true;
@@ -212,19 +240,17 @@ impl Worker {
                             }
                             claim_on_completion |= round.released > 0;
                         }
-                        Err(error) => {
+                        Ok(Err(error)) => {
                             tracing::warn!(%error, "claiming deliveries failed");
+                            next_poll = Instant::now() + CLAIM_ERROR_PAUSE.max(poll);
+                        }
+                        Err(error) => {
+                            // What it leased expires and is claimed again.
+                            tracing::error!(%error, "a claim task failed");
                             next_poll = Instant::now() + CLAIM_ERROR_PAUSE.max(poll);
                         }
                     }
                 }
-                if claim_now {
-                    continue;
-                }
-            }
-            tokio::select! {
-                biased;
-                () = shutdown.cancelled() => break,
                 Some(joined) = self.sends.join_next_with_id(), if !self.sends.is_empty() => {
                     let host_has_room = self.completed(joined).await;
                     // Refill in rounds, not one row per finished send: a claim is a
@@ -239,15 +265,17 @@ impl Worker {
                     }
                 }
                 () = wakeup.notified() => claim_now = true,
-                () = tokio::time::sleep_until(next_poll.into()) => {}
+                // Only with no claim in flight: its end is what the loop waits for then,
+                // and a poll time already past would spin.
+                () = tokio::time::sleep_until(next_poll.into()), if self.claiming.is_none() => {}
             }
         }
         self.drain().await;
     }
 
-    /// Claims what there is room for, starts what the hosts' concurrency allows and queues
-    /// the rest per host.
-    async fn claim_round(&mut self) -> Result<Round, Error> {
+    /// Starts a claim round for what there is room for. Its rows are booked by `book`
+    /// when it ends.
+    fn start_claim(&mut self) {
         let free = self.free();
         let limit = free.min(usize::try_from(self.settings.batch_size.max(1)).unwrap_or(free));
         let host_hold = self.host_hold();
@@ -263,21 +291,40 @@ impl Worker {
             i64::try_from(self.settings.lease_secs.saturating_mul(1000)).unwrap_or(i64::MAX / 4);
         let limit_i64 = i64::try_from(limit).unwrap_or(i64::MAX);
         let lease_until = now.saturating_add(lease_ms);
-        let claimed = self
-            .state
-            .db
-            .write(move |c| {
-                let room = deliveries::HostRoom {
-                    default: host_hold,
-                    hosts: &held,
-                };
-                deliveries::claim_due(c, &owner, now, lease_until, limit_i64, &room)
+        let db = self.state.db.clone();
+        let sender = Arc::clone(&self.sender);
+        self.reserved = limit;
+        self.claiming = Some(tokio::spawn(async move {
+            let deliveries = db
+                .write(move |c| {
+                    let room = deliveries::HostRoom {
+                        default: host_hold,
+                        hosts: &held,
+                    };
+                    deliveries::claim_due(c, &owner, now, lease_until, limit_i64, &room)
+                })
+                .await?;
+            attempt::warm(&sender, &deliveries).await;
+            Ok(Claimed {
+                deliveries,
+                lease_until,
+                limit,
             })
-            .await?;
-        let count = claimed.len();
-        attempt::warm(&self.sender, &claimed).await;
+        }));
+    }
+
+    /// Books a claim round's rows: starts what the hosts' concurrency allows, queues the
+    /// rest per host and gives back what a host has no room for.
+    async fn book(&mut self, claimed: Claimed) -> Round {
+        let Claimed {
+            deliveries,
+            lease_until,
+            limit,
+        } = claimed;
+        let count = deliveries.len();
+        let host_hold = self.host_hold();
         let mut excess = Vec::new();
-        for delivery in claimed {
+        for delivery in deliveries {
             let load = self.per_host.entry(delivery.host.clone()).or_default();
             if load.held() >= host_hold {
                 excess.push(delivery.id);
@@ -295,11 +342,11 @@ impl Worker {
             })
             .await;
         }
-        Ok(Round {
+        Round {
             claimed: count,
             limit,
             released,
-        })
+        }
     }
 
     /// Starts queued deliveries while there is capacity: `first`'s (the host whose send
@@ -402,6 +449,23 @@ impl Worker {
     /// Lets in-flight sends finish within most of the grace period, then writes their
     /// outcomes.
     async fn drain(mut self) {
+        // A claim in flight leased rows that will never start: give them back too.
+        if let Some(claim) = self.claiming.take() {
+            self.reserved = 0;
+            let wait = self.state.settings.server.shutdown_timeout().mul_f64(0.3);
+            // Not waited for past that: its leases then simply expire.
+            if let Ok(Ok(Ok(claimed))) = tokio::time::timeout(wait, claim).await
+                && !claimed.deliveries.is_empty()
+            {
+                self.record(Leased {
+                    lease_until: claimed.lease_until,
+                    outcome: Outcome::Released {
+                        ids: claimed.deliveries.iter().map(|d| d.id).collect(),
+                    },
+                })
+                .await;
+            }
+        }
         // Queued deliveries were never started: give them back for whoever runs next.
         let queued: Vec<(String, VecDeque<(ClaimedDelivery, i64)>)> = self
             .per_host
@@ -447,6 +511,16 @@ impl Worker {
         if tokio::time::timeout(for_writer, writer).await.is_err() {
             tracing::warn!("delivery outcomes not all written at shutdown; leases will expire");
         }
+    }
+}
+
+/// The end of the claim round in flight; never, when there is none (the caller guards).
+async fn claim_done(
+    claiming: &mut Option<JoinHandle<Result<Claimed, Error>>>,
+) -> Result<Result<Claimed, Error>, JoinError> {
+    match claiming {
+        Some(handle) => handle.await,
+        None => std::future::pending().await,
     }
 }
 
