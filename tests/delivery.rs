@@ -1673,3 +1673,106 @@ async fn backlog_body(test_db: TestDatabase) {
     bridge.stop().await;
     inbox.stop().await;
 }
+
+on_both_backends!(
+    a_claim_takes_higher_priority_first_then_the_longest_due,
+    claim_order_body
+);
+async fn claim_order_body(test_db: TestDatabase) {
+    let settings = settings(&test_db, &[]);
+    let urls = Urls::new(&settings.federation).expect("urls");
+    let db = database(&settings).await;
+    let (alice, _) = sharing_user(&db, "alice").await;
+    let post = federated_post(&db, &alice, "p1").await;
+    let note = urls.note(&post.platform_post_id).to_string();
+    let inbox = |n: &str| format!("https://{n}.example/inbox");
+    let content = [inbox("fresh"), inbox("retried"), inbox("later")];
+    let create = queue(&db, &urls, "Create", &alice, &note, &content).await;
+    let start = bridge::db::now_millis();
+    // Queued in this order (ids ascending), due at different times: a retry that fell due
+    // long ago, a fresh row due just now, one not due for a minute.
+    let due_at = [
+        (inbox("fresh"), start - 1_000),
+        (inbox("retried"), start - 5_000),
+        (inbox("later"), start + 60_000),
+    ];
+    db.write(move |c| {
+        for (inbox, at) in &due_at {
+            diesel::update(
+                deliveries_table::table
+                    .filter(deliveries_table::activity_id.eq(create.0))
+                    .filter(deliveries_table::inbox.eq(inbox)),
+            )
+            .set(deliveries_table::next_attempt_at.eq(at))
+            .execute(c)?;
+        }
+        Ok(())
+    })
+    .await
+    .expect("due times set");
+    // Queued last, due last among the due rows, but a removal.
+    let removal = [inbox("removal")];
+    queue(&db, &urls, "Delete", &alice, &note, &removal).await;
+
+    let claimed = db
+        .write(move |c| {
+            let hosts = HashMap::new();
+            let room = deliveries::HostRoom {
+                default: 10,
+                hosts: &hosts,
+            };
+            deliveries::claim_due(c, "order", start + 10, start + 60_000, 10, &room)
+        })
+        .await
+        .expect("claimed");
+    let order: Vec<&str> = claimed.iter().map(|d| d.inbox.as_str()).collect();
+    assert_eq!(
+        order,
+        [
+            "https://removal.example/inbox",
+            "https://retried.example/inbox",
+            "https://fresh.example/inbox",
+        ],
+        "removals first, then the longest due; a row not yet due is left"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_refuses_a_lease_on_a_finished_delivery() {
+    // The outcome writer finds a row by id and lease alone; that is only safe while no
+    // finished row can hold a lease.
+    let Some(test_db) = TestDatabase::new(Backend::Postgres) else {
+        return;
+    };
+    let settings = settings(&test_db, &[]);
+    let urls = Urls::new(&settings.federation).expect("urls");
+    let db = database(&settings).await;
+    let (alice, _) = sharing_user(&db, "alice").await;
+    let post = federated_post(&db, &alice, "p1").await;
+    let note = urls.note(&post.platform_post_id).to_string();
+    let activity = queue(
+        &db,
+        &urls,
+        "Create",
+        &alice,
+        &note,
+        &["https://one.example/inbox".to_owned()],
+    )
+    .await;
+    let refused = db
+        .write(move |c| {
+            Ok(diesel::update(
+                deliveries_table::table.filter(deliveries_table::activity_id.eq(activity.0)),
+            )
+            .set((
+                deliveries_table::state.eq("delivered"),
+                deliveries_table::lease_owner.eq("someone"),
+                deliveries_table::lease_until.eq(1_i64),
+            ))
+            .execute(c)?)
+        })
+        .await;
+    assert!(refused.is_err(), "a delivered row with a lease was stored");
+    let rows = delivery_rows(&db, activity).await;
+    assert_eq!(rows[0].1, "pending", "the refused update changed nothing");
+}

@@ -222,7 +222,6 @@ fn apply_all(
     outcomes: &[Leased],
     limits: Limits,
 ) -> Result<Vec<(&'static str, u64)>, Error> {
-    deliveries::prefer_index_scans(conn)?;
     let now = crate::db::now_millis();
     let mut labels = Vec::with_capacity(outcomes.len());
     let (delivered, stale) = record_delivered(conn, owner, outcomes, now)?;

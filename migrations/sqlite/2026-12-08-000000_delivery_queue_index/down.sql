@@ -1,0 +1,3 @@
+DROP INDEX deliveries_queue;
+CREATE INDEX deliveries_due ON deliveries (state, next_attempt_at);
+CREATE INDEX deliveries_claim ON deliveries (state, priority DESC, id);
