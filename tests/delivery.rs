@@ -68,6 +68,9 @@ struct InboxState {
     received: Mutex<Vec<Received>>,
     script: Mutex<HashMap<String, VecDeque<Reply>>>,
     default: Mutex<Option<Reply>>,
+    /// Requests being answered now, and the most there have been at once.
+    in_flight: std::sync::atomic::AtomicUsize,
+    most_in_flight: std::sync::atomic::AtomicUsize,
 }
 
 /// A remote server on `http://127.0.0.1:PORT` with any number of inbox paths.
@@ -82,6 +85,15 @@ async fn inbox_handler(
     body: web::Bytes,
     state: web::Data<Arc<InboxState>>,
 ) -> HttpResponse {
+    use std::sync::atomic::Ordering;
+    let now = state.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    state.most_in_flight.fetch_max(now, Ordering::SeqCst);
+    let response = answer(req, body, &state).await;
+    state.in_flight.fetch_sub(1, Ordering::SeqCst);
+    response
+}
+
+async fn answer(req: HttpRequest, body: web::Bytes, state: &InboxState) -> HttpResponse {
     let path = req.path().to_owned();
     let headers = req
         .headers()
@@ -185,6 +197,13 @@ impl FakeInbox {
 
     fn received(&self) -> Vec<Received> {
         self.state.received.lock().expect("lock").clone()
+    }
+
+    /// The most requests it was answering at once.
+    fn most_in_flight(&self) -> usize {
+        self.state
+            .most_in_flight
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     fn received_at(&self, path: &str) -> Vec<Received> {
@@ -1775,4 +1794,51 @@ async fn postgres_refuses_a_lease_on_a_finished_delivery() {
     assert!(refused.is_err(), "a delivered row with a lease was stored");
     let rows = delivery_rows(&db, activity).await;
     assert_eq!(rows[0].1, "pending", "the refused update changed nothing");
+}
+
+on_both_backends!(
+    a_host_that_takes_every_request_is_given_more_at_once,
+    adaptive_host_limit_body
+);
+async fn adaptive_host_limit_body(test_db: TestDatabase) {
+    let settings = settings(
+        &test_db,
+        &[
+            ("FEDIBRIDGE__DELIVERY__CONCURRENCY", "64"),
+            ("FEDIBRIDGE__DELIVERY__PER_HOST_CONCURRENCY", "2"),
+        ],
+    );
+    let urls = Urls::new(&settings.federation).expect("urls");
+    let db = database(&settings).await;
+    let (alice, _) = sharing_user(&db, "alice").await;
+    let post = federated_post(&db, &alice, "p1").await;
+    let big = FakeInbox::start().await;
+    big.answer_all(Reply::Slow(Duration::from_millis(40)));
+    // Many followers on one host, each with an inbox of its own.
+    let inboxes: Vec<String> = (0..300)
+        .map(|n| big.url(&format!("/users/{n}/inbox")))
+        .collect();
+    let activity = queue(
+        &db,
+        &urls,
+        "Create",
+        &alice,
+        urls.note(&post.platform_post_id).as_str(),
+        &inboxes,
+    )
+    .await;
+    let bridge = Bridge::start(settings, &[Role::Delivery]).await;
+    settled(&db, activity, Duration::from_secs(30)).await;
+    assert_eq!(big.received().len(), 300, "one request per inbox");
+    let most = big.most_in_flight();
+    assert!(
+        most > 2,
+        "a host answering every request while more waited stayed at its starting limit"
+    );
+    assert!(
+        most <= 8,
+        "{most} at once: past the ceiling of four times the starting limit"
+    );
+    bridge.stop().await;
+    big.stop().await;
 }

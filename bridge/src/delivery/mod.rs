@@ -6,6 +6,7 @@ mod attempt;
 pub mod blocks;
 mod cache;
 pub mod consent;
+mod host_limit;
 pub mod outcome;
 pub mod policy;
 mod worker;

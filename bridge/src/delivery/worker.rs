@@ -5,7 +5,8 @@
 //! One loop owns all bookkeeping (in-flight tasks, per-host counts and queues): no locks.
 //! A claim round takes up to a few rounds' worth of work per host: what the host's
 //! concurrency allows starts at once, the rest waits in the host's queue, still leased,
-//! and starts as the host's sends finish. Without that queue a backlog on a few hosts
+//! and starts as the host's sends finish. How many requests a host may have at once adapts
+//! to its answers (`host_limit`). Without that queue a backlog on a few hosts
 //! would cost a claim (and a release of what could not start) per finished send.
 //! Outcomes go to one writer task that records them in batches.
 //!
@@ -24,6 +25,7 @@ use tokio::task::{Id, JoinError, JoinHandle, JoinSet};
 use super::{
     attempt::{self, Sender},
     cache::Caches,
+    host_limit::{HostLimits, Signal},
     outcome::{self, Leased, Limits, Outcome, OutcomeSender},
 };
 use crate::{
@@ -47,6 +49,11 @@ const HOST_HOLD_ROUNDS: usize = 4;
 /// Claimed deliveries the process may hold (running and queued), in multiples of its
 /// concurrency.
 const HOLD_ROUNDS: usize = 2;
+/// The most concurrent requests a host can earn, in multiples of the configured
+/// `per_host_concurrency` (where every host starts).
+const HOST_CEILING_ROUNDS: usize = 4;
+/// A host's learned limit is forgotten after this long without an answer.
+const HOST_LIMIT_TTL: Duration = Duration::from_secs(600);
 
 /// Runs the delivery role until `state.shutdown` is cancelled. In-flight sends get most of
 /// the shutdown grace period to finish; whatever is still running then is abandoned and
@@ -72,6 +79,10 @@ struct Worker {
     task_hosts: HashMap<Id, String>,
     /// Running and queued deliveries per host (hosts with none are absent).
     per_host: HashMap<String, HostLoad>,
+    /// Concurrent requests each host may have, learned from its answers.
+    limits: HostLimits,
+    /// When `limits` is next pruned.
+    next_limits_expiry: Instant,
     /// Claimed deliveries waiting for their host's capacity, across all hosts.
     queued: usize,
     /// The last claim round left out hosts that held all they may: claim again when one of
@@ -144,6 +155,12 @@ impl Worker {
             metrics: state.metrics.delivery.clone(),
             request_timeout: Duration::from_secs(settings.request_timeout_secs.max(1)),
         });
+        let capacity = settings.concurrency.max(1);
+        let floor = settings.per_host_concurrency.clamp(1, capacity);
+        let limits = HostLimits::new(
+            floor,
+            floor.saturating_mul(HOST_CEILING_ROUNDS).min(capacity),
+        );
         Self {
             state: state.clone(),
             settings,
@@ -154,6 +171,8 @@ impl Worker {
             sends: JoinSet::new(),
             task_hosts: HashMap::new(),
             per_host: HashMap::new(),
+            limits,
+            next_limits_expiry: Instant::now() + HOST_LIMIT_TTL,
             queued: 0,
             skipped_full_hosts: false,
             claiming: None,
@@ -182,13 +201,19 @@ impl Worker {
         (self.hold_capacity() / 4).max(1)
     }
 
-    fn host_capacity(&self) -> usize {
-        self.settings.per_host_concurrency.clamp(1, self.capacity())
+    /// Concurrent requests `host` may have now.
+    fn host_capacity(&self, host: &str) -> usize {
+        self.limits.limit(host)
     }
 
-    /// Deliveries one host may hold, running or queued.
-    fn host_hold(&self) -> usize {
-        self.host_capacity().saturating_mul(HOST_HOLD_ROUNDS)
+    /// Deliveries `host` may hold, running or queued.
+    fn host_hold(&self, host: &str) -> usize {
+        self.host_capacity(host).saturating_mul(HOST_HOLD_ROUNDS)
+    }
+
+    /// Deliveries a host this process holds nothing for may be given in one claim.
+    fn new_host_hold(&self) -> usize {
+        self.limits.floor().saturating_mul(HOST_HOLD_ROUNDS)
     }
 
     /// How long before its lease ends a queued delivery may still start: a whole request
@@ -278,11 +303,16 @@ impl Worker {
     fn start_claim(&mut self) {
         let free = self.free();
         let limit = free.min(usize::try_from(self.settings.batch_size.max(1)).unwrap_or(free));
-        let host_hold = self.host_hold();
+        let host_hold = self.new_host_hold();
         let held: HashMap<String, usize> = self
             .per_host
             .iter()
-            .map(|(host, load)| (host.clone(), host_hold.saturating_sub(load.held())))
+            .map(|(host, load)| {
+                (
+                    host.clone(),
+                    self.host_hold(host).saturating_sub(load.held()),
+                )
+            })
             .collect();
         self.skipped_full_hosts = held.values().any(|room| *room == 0);
         let owner = self.owner.clone();
@@ -322,9 +352,9 @@ impl Worker {
             limit,
         } = claimed;
         let count = deliveries.len();
-        let host_hold = self.host_hold();
         let mut excess = Vec::new();
         for delivery in deliveries {
+            let host_hold = self.host_hold(&delivery.host);
             let load = self.per_host.entry(delivery.host.clone()).or_default();
             if load.held() >= host_hold {
                 excess.push(delivery.id);
@@ -355,12 +385,13 @@ impl Worker {
         if let Some(host) = first {
             self.start_waiting(host).await;
         }
-        let host_capacity = self.host_capacity();
         while self.queued > 0 && self.sends.len() < self.capacity() {
             let Some(host) = self
                 .per_host
                 .iter()
-                .find(|(_, load)| !load.waiting.is_empty() && load.running < host_capacity)
+                .find(|(host, load)| {
+                    !load.waiting.is_empty() && load.running < self.limits.limit(host)
+                })
                 .map(|(host, _)| host.clone())
             else {
                 break;
@@ -372,7 +403,7 @@ impl Worker {
     /// Starts queued deliveries of `host` while it and the process have capacity. One whose
     /// lease is too close to its end is given back instead, to be claimed afresh.
     async fn start_waiting(&mut self, host: &str) {
-        let (capacity, host_capacity) = (self.capacity(), self.host_capacity());
+        let (capacity, host_capacity) = (self.capacity(), self.host_capacity(host));
         let margin = self.start_margin_ms();
         let mut expiring: Vec<(i64, i64)> = Vec::new();
         let Some(load) = self.per_host.get_mut(host) else {
@@ -424,17 +455,30 @@ impl Worker {
                 (error.id(), None)
             }
         };
+        let signal = outcome
+            .as_ref()
+            .map_or(Signal::Neutral, |leased| Signal::of(&leased.outcome));
         if let Some(outcome) = outcome {
             self.record(outcome).await;
         }
         let Some(host) = self.task_hosts.remove(&id) else {
             return false;
         };
+        let limit = self.limits.limit(&host);
+        let mut saturated = false;
         if let Some(load) = self.per_host.get_mut(&host) {
+            saturated = load.running >= limit && !load.waiting.is_empty();
             load.running = load.running.saturating_sub(1);
         }
+        let now = Instant::now();
+        self.limits.answered(&host, signal, saturated, now);
+        if now >= self.next_limits_expiry {
+            self.limits
+                .expire(now.checked_sub(HOST_LIMIT_TTL).unwrap_or(now));
+            self.next_limits_expiry = now + HOST_LIMIT_TTL;
+        }
         self.start_ready(Some(&host)).await;
-        let half = self.host_hold() / 2;
+        let half = self.host_hold(&host) / 2;
         self.per_host
             .get(&host)
             .is_none_or(|load| load.held() <= half)
