@@ -233,11 +233,16 @@ pub fn claim_due(
             deliveries::lease_until.eq(lease_until),
         )),
     )?;
-    let mut claimed: Vec<ClaimedDelivery> = replanned::load(
+    replanned::load(
         conn,
         deliveries::table
             .inner_join(activities::table)
             .filter(deliveries::id.eq_any(&ids))
+            .order((
+                deliveries::priority.desc(),
+                deliveries::next_attempt_at.asc(),
+                deliveries::id.asc(),
+            ))
             .select((
                 deliveries::id,
                 deliveries::activity_id,
@@ -248,16 +253,7 @@ pub fn claim_due(
                 activities::kind,
                 activities::object_ap_id,
             )),
-    )?;
-    // In the queue's order, as picked: sorted here, the rows need no second sort by the
-    // database.
-    let rank: std::collections::HashMap<i64, usize> = picked
-        .iter()
-        .enumerate()
-        .map(|(at, id)| (*id, at))
-        .collect();
-    claimed.sort_by_key(|d| rank.get(&d.id).copied().unwrap_or(usize::MAX));
-    Ok(claimed)
+    )
 }
 
 /// Whether an older activity about the same object still waits for the same inbox: then

@@ -390,7 +390,7 @@ impl Worker {
                 .per_host
                 .iter()
                 .find(|(host, load)| {
-                    !load.waiting.is_empty() && load.running < self.limits.limit(host)
+                    !load.waiting.is_empty() && load.running < self.host_capacity(host)
                 })
                 .map(|(host, _)| host.clone())
             else {
@@ -464,7 +464,7 @@ impl Worker {
         let Some(host) = self.task_hosts.remove(&id) else {
             return false;
         };
-        let limit = self.limits.limit(&host);
+        let limit = self.host_capacity(&host);
         let mut saturated = false;
         if let Some(load) = self.per_host.get_mut(&host) {
             saturated = load.running >= limit && !load.waiting.is_empty();
@@ -493,12 +493,15 @@ impl Worker {
     /// Lets in-flight sends finish within most of the grace period, then writes their
     /// outcomes.
     async fn drain(mut self) {
-        // A claim in flight leased rows that will never start: give them back too.
+        let grace = self.state.settings.server.shutdown_timeout();
+        let for_sends = grace.mul_f64(0.6);
+        let for_writer = grace.mul_f64(0.3);
+        let deadline = tokio::time::Instant::now() + for_sends;
+        // A claim in flight leased rows that will never start: give them back too. It
+        // shares the sends' part of the grace period; past it, its leases simply expire.
         if let Some(claim) = self.claiming.take() {
             self.reserved = 0;
-            let wait = self.state.settings.server.shutdown_timeout().mul_f64(0.3);
-            // Not waited for past that: its leases then simply expire.
-            if let Ok(Ok(Ok(claimed))) = tokio::time::timeout(wait, claim).await
+            if let Ok(Ok(Ok(claimed))) = tokio::time::timeout_at(deadline, claim).await
                 && !claimed.deliveries.is_empty()
             {
                 self.record(Leased {
@@ -528,10 +531,6 @@ impl Worker {
                 .await;
             }
         }
-        let grace = self.state.settings.server.shutdown_timeout();
-        let for_sends = grace.mul_f64(0.6);
-        let for_writer = grace.mul_f64(0.3);
-        let deadline = tokio::time::Instant::now() + for_sends;
         while !self.sends.is_empty() {
             match tokio::time::timeout_at(deadline, self.sends.join_next_with_id()).await {
                 Ok(Some(joined)) => {
